@@ -1,0 +1,60 @@
+using Microsoft.AspNetCore.Builder;
+using ShadowRegistry.Hosting;
+
+namespace ShadowRegistry.Tests.Infrastructure;
+
+/// <summary>A real registry on Kestrel, on a free loopback port, with its own storage folder; disposed with the test.</summary>
+public sealed class RegistryServer : IAsyncDisposable
+{
+    private readonly WebApplication app;
+
+    private RegistryServer(WebApplication app, string storageRoot, Uri baseAddress)
+    {
+        this.app = app;
+        StorageRoot = storageRoot;
+        BaseAddress = baseAddress;
+    }
+
+    public string StorageRoot { get; }
+
+    /// <summary>http://127.0.0.1:PORT/</summary>
+    public Uri BaseAddress { get; }
+
+    /// <summary>127.0.0.1:PORT, the registry host as container tools name it.</summary>
+    public string HostPort => $"{BaseAddress.Host}:{BaseAddress.Port}";
+
+    public IServiceProvider Services => app.Services;
+
+    public static async Task<RegistryServer> StartAsync(params string[] extraArgs)
+    {
+        var storageRoot = Path.Combine(Path.GetTempPath(), "shadowregistry-tests", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(storageRoot);
+        string[] args =
+        [
+            "--urls", "http://127.0.0.1:0",
+            "--Registry:StorageRoot", storageRoot,
+            "--Serilog:MinimumLevel:Default", "Warning",
+            .. extraArgs,
+        ];
+        var app = RegistryApp.Build(args);
+        await app.StartAsync();
+        var address = new Uri(app.Urls.First().Replace("[::]", "127.0.0.1") + "/");
+        return new RegistryServer(app, storageRoot, address);
+    }
+
+    public HttpClient CreateClient() => new() { BaseAddress = BaseAddress, Timeout = TimeSpan.FromMinutes(2) };
+
+    public async ValueTask DisposeAsync()
+    {
+        await app.StopAsync();
+        await app.DisposeAsync();
+        try
+        {
+            Directory.Delete(StorageRoot, recursive: true);
+        }
+        catch (IOException)
+        {
+            // Best effort: a leftover temp folder must not fail a test.
+        }
+    }
+}

@@ -1,0 +1,139 @@
+using System.Text.RegularExpressions;
+using Serilog;
+using ShadowRegistry.Domain;
+using ShadowRegistry.Storage;
+
+namespace ShadowRegistry.Api;
+
+/// <summary>Blob upload sessions: monolithic, chunked and cross-repository mount.</summary>
+public sealed partial class UploadEndpoints(UploadStore uploads, BlobLinks links, IDiagnosticContext diagnostics, ILogger<UploadEndpoints> logger)
+{
+    /// <summary>POST: mount from another repository, upload monolithically with ?digest=, or open a session.</summary>
+    public async Task StartAsync(HttpContext context, RepositoryName name)
+    {
+        diagnostics.Set("Repository", name.Value);
+        var query = context.Request.Query;
+        var ct = context.RequestAborted;
+
+        if (query.TryGetValue("mount", out var mountValue))
+        {
+            var mount = RegistryRoutes.ParseDigest(mountValue.ToString());
+            diagnostics.Set("Digest", mount.ToString());
+            if (RepositoryName.TryParse(query["from"].ToString(), out var from) && links.GetSize(from, mount) is not null)
+            {
+                await links.LinkAsync(name, mount, ct);
+                logger.LogInformation("Mounted {Digest} from {From} into {Repository}", mount, from, name);
+                BlobCreated(context.Response, name, mount);
+                return;
+            }
+            // Not mountable: the spec's answer is a fresh upload session for the client to push the blob.
+        }
+
+        var session = await uploads.StartAsync(name, ct);
+        diagnostics.Set("UploadId", session.Id);
+
+        if (query.TryGetValue("digest", out var digestValue))
+        {
+            var digest = RegistryRoutes.ParseDigest(digestValue.ToString());
+            diagnostics.Set("Digest", digest.ToString());
+            try
+            {
+                await uploads.FinishAsync(session, context.Request.Body, null, context.Request.ContentLength, digest, ct);
+            }
+            catch
+            {
+                uploads.Cancel(session);
+                throw;
+            }
+            await links.LinkAsync(name, digest, ct);
+            BlobCreated(context.Response, name, digest);
+            return;
+        }
+
+        SessionHeaders(context.Response, session, 0);
+        context.Response.StatusCode = StatusCodes.Status202Accepted;
+    }
+
+    /// <summary>PATCH: append one chunk, which must continue exactly where the upload stands.</summary>
+    public async Task PatchAsync(HttpContext context, RepositoryName name, string id)
+    {
+        var session = await FindAsync(context, name, id);
+        var rangeStart = ParseContentRange(context.Request, uploads.Size(session));
+        var size = await uploads.AppendAsync(session, context.Request.Body, rangeStart, context.Request.ContentLength, context.RequestAborted);
+        SessionHeaders(context.Response, session, size);
+        context.Response.StatusCode = StatusCodes.Status202Accepted;
+    }
+
+    /// <summary>PUT ?digest=: append the optional last chunk, verify and commit. Returns only once the blob is readable.</summary>
+    public async Task FinishAsync(HttpContext context, RepositoryName name, string id)
+    {
+        var session = await FindAsync(context, name, id);
+        var digestValue = context.Request.Query["digest"].ToString();
+        if (digestValue.Length == 0) throw RegistryError.DigestInvalid("the digest query parameter is required to finish an upload");
+        var digest = RegistryRoutes.ParseDigest(digestValue);
+        diagnostics.Set("Digest", digest.ToString());
+        var rangeStart = ParseContentRange(context.Request, uploads.Size(session));
+        await uploads.FinishAsync(session, context.Request.Body, rangeStart, context.Request.ContentLength, digest, context.RequestAborted);
+        await links.LinkAsync(name, digest, context.RequestAborted);
+        BlobCreated(context.Response, name, digest);
+    }
+
+    /// <summary>GET: where the upload stands, so a client can resume.</summary>
+    public async Task StatusAsync(HttpContext context, RepositoryName name, string id)
+    {
+        var session = await FindAsync(context, name, id);
+        SessionHeaders(context.Response, session, uploads.Size(session));
+        context.Response.StatusCode = StatusCodes.Status204NoContent;
+    }
+
+    public async Task CancelAsync(HttpContext context, RepositoryName name, string id)
+    {
+        var session = await FindAsync(context, name, id);
+        uploads.Cancel(session);
+        context.Response.StatusCode = StatusCodes.Status204NoContent;
+    }
+
+    private async Task<UploadSession> FindAsync(HttpContext context, RepositoryName name, string id)
+    {
+        diagnostics.Set("Repository", name.Value);
+        diagnostics.Set("UploadId", id);
+        return await uploads.FindAsync(name, id, context.RequestAborted) ?? throw RegistryError.BlobUploadUnknown(id);
+    }
+
+    /// <summary>
+    /// The chunk's start from Content-Range ("start-end", optionally with a "bytes" unit and "/total"), or null
+    /// when absent. The range must agree with Content-Length when both are given.
+    /// </summary>
+    private static long? ParseContentRange(HttpRequest request, long currentSize)
+    {
+        var header = request.Headers.ContentRange.ToString();
+        if (header.Length == 0) return null;
+        var match = ContentRangePattern().Match(header);
+        if (!match.Success) throw RegistryError.RangeInvalid(currentSize);
+        var start = long.Parse(match.Groups["start"].Value);
+        var end = long.Parse(match.Groups["end"].Value);
+        if (end < start) throw RegistryError.RangeInvalid(currentSize);
+        if (request.ContentLength is { } length && length != end - start + 1)
+            throw RegistryError.RangeInvalid(currentSize);
+        return start;
+    }
+
+    private static void SessionHeaders(HttpResponse response, UploadSession session, long size)
+    {
+        response.Headers.Location = $"/v2/{session.Repository}/blobs/uploads/{session.Id}";
+        response.Headers["Docker-Upload-UUID"] = session.Id;
+        response.Headers.Range = RegistryError.UploadRange(size);
+        response.ContentLength = 0;
+    }
+
+    private static void BlobCreated(HttpResponse response, RepositoryName name, Digest digest)
+    {
+        response.StatusCode = StatusCodes.Status201Created;
+        response.Headers.Location = $"/v2/{name}/blobs/{digest}";
+        response.Headers["Docker-Content-Digest"] = digest.ToString();
+        response.ContentLength = 0;
+    }
+
+    [GeneratedRegex(@"^(bytes[ =])?(?<start>\d{1,18})-(?<end>\d{1,18})(/(\d{1,18}|\*))?$", RegexOptions.CultureInvariant)]
+    private static partial Regex ContentRangePattern();
+}

@@ -1,0 +1,42 @@
+using ShadowRegistry.Hosting;
+
+namespace ShadowRegistry.Cli;
+
+/// <summary>The command line: <c>serve</c> (the default) runs the registry; options are configuration keys.</summary>
+public static class CommandLine
+{
+    public const string Usage = """
+        Usage: ShadowRegistry [serve] [options]
+
+        Runs the registry. With no options it stores data under ./data and listens on http://127.0.0.1:5000.
+
+        Options:
+          --data <folder>          storage root (Registry:StorageRoot)
+          --listen <url>           listen address(es), ';'-separated (urls)
+          --<Section>:<Key> <v>    any configuration key, e.g. --Registry:MaxManifestBytes 8388608
+          -h, --help               this text
+        Configuration is also read from appsettings.json beside the binary and from environment variables
+        (e.g. Registry__StorageRoot=/var/lib/shadow-registry).
+        """;
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        if (args.Any(a => a is "-h" or "--help" or "help"))
+        {
+            Console.WriteLine(Usage);
+            return 0;
+        }
+        if (args.Length > 0 && !args[0].StartsWith('-'))
+        {
+            if (args[0] != "serve")
+            {
+                Console.Error.WriteLine($"unknown command '{args[0]}'\n\n{Usage}");
+                return 2;
+            }
+            args = args[1..];
+        }
+        var app = RegistryApp.Build(args);
+        await app.RunAsync();
+        return 0;
+    }
+}

@@ -1,0 +1,16 @@
+namespace ShadowRegistry.Configuration;
+
+/// <summary>Settings under the "Registry" configuration section.</summary>
+public sealed class RegistryOptions
+{
+    public const string Section = "Registry";
+
+    /// <summary>Folder holding blobs, upload sessions and repository metadata. Relative paths resolve against the working directory.</summary>
+    public string StorageRoot { get; set; } = "data";
+
+    /// <summary>Largest manifest accepted on PUT; the OCI spec asks registries to accept at least 4 MiB.</summary>
+    public int MaxManifestBytes { get; set; } = 4 * 1024 * 1024;
+
+    /// <summary>Default and largest page size for tag lists and the catalog.</summary>
+    public int MaxPageSize { get; set; } = 10_000;
+}

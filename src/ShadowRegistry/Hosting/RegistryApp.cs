@@ -1,0 +1,81 @@
+using Serilog;
+using Serilog.Events;
+using ShadowRegistry.Api;
+using ShadowRegistry.Configuration;
+using ShadowRegistry.Manifests;
+using ShadowRegistry.Storage;
+
+namespace ShadowRegistry.Hosting;
+
+/// <summary>Builds the registry web application; shared by the CLI and the tests so both run the same wiring.</summary>
+public static class RegistryApp
+{
+    public const string DefaultUrl = "http://127.0.0.1:5000";
+
+    public static WebApplication Build(string[] args)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+        {
+            Args = args,
+            ContentRootPath = AppContext.BaseDirectory,
+        });
+        builder.Configuration.AddCommandLine(args, new Dictionary<string, string>
+        {
+            ["--data"] = $"{RegistryOptions.Section}:{nameof(RegistryOptions.StorageRoot)}",
+            ["--listen"] = "urls",
+        });
+        if (string.IsNullOrEmpty(builder.Configuration["urls"])) builder.WebHost.UseUrls(DefaultUrl);
+
+        // Blobs are layers of any size: the limit that matters is the disk, and bodies are streamed.
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = null);
+
+        builder.Services.AddSerilog((services, logger) => logger
+            .ReadFrom.Configuration(builder.Configuration)
+            .MinimumLevel.Override("Microsoft.AspNetCore", LogEventLevel.Warning)
+            .Enrich.FromLogContext()
+            .WriteTo.Console(outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj} {Properties:j}{NewLine}{Exception}"));
+
+        builder.Services.AddOptions<RegistryOptions>()
+            .Bind(builder.Configuration.GetSection(RegistryOptions.Section))
+            .Validate(o => o.MaxManifestBytes > 0 && o.MaxPageSize > 0, "MaxManifestBytes and MaxPageSize must be positive")
+            .ValidateOnStart();
+        AddStorage(builder.Services);
+        AddApi(builder.Services);
+
+        var app = builder.Build();
+        app.UseSerilogRequestLogging(options =>
+        {
+            options.MessageTemplate = "{RequestMethod} {RequestPath} responded {StatusCode} in {Elapsed:0.0} ms";
+        });
+        app.UseMiddleware<RegistryErrorMiddleware>();
+        var routes = app.Services.GetRequiredService<RegistryRoutes>();
+        app.Map("/v2", routes.DispatchAsync);
+        app.Map("/v2/{**path}", routes.DispatchAsync);
+        return app;
+    }
+
+    private static void AddStorage(IServiceCollection services)
+    {
+        services.AddSingleton<StorageLayout>();
+        services.AddSingleton<BlobStore>();
+        services.AddSingleton<UploadHashStates>();
+        services.AddSingleton<UploadStore>();
+        services.AddSingleton<BlobLinks>();
+        services.AddSingleton<TagStore>();
+        services.AddSingleton<ManifestRevisions>();
+        services.AddSingleton<ReferrerIndex>();
+        services.AddSingleton<RepositoryCatalog>();
+        services.AddSingleton<ManifestService>();
+    }
+
+    private static void AddApi(IServiceCollection services)
+    {
+        services.AddSingleton<BaseEndpoints>();
+        services.AddSingleton<BlobEndpoints>();
+        services.AddSingleton<UploadEndpoints>();
+        services.AddSingleton<ManifestEndpoints>();
+        services.AddSingleton<TagEndpoints>();
+        services.AddSingleton<ReferrerEndpoints>();
+        services.AddSingleton<RegistryRoutes>();
+    }
+}

@@ -1,0 +1,38 @@
+using ShadowRegistry.Api;
+
+namespace ShadowRegistry.Hosting;
+
+/// <summary>
+/// Adds the API version header to every response and turns failures into OCI error bodies: client errors with
+/// their own code and status, a body cut short with 400, and anything unexpected with a logged 500.
+/// </summary>
+public sealed class RegistryErrorMiddleware(RequestDelegate next, ILogger<RegistryErrorMiddleware> logger)
+{
+    public async Task InvokeAsync(HttpContext context)
+    {
+        context.Response.Headers["Docker-Distribution-API-Version"] = "registry/2.0";
+        try
+        {
+            await next(context);
+        }
+        catch (RegistryError error) when (!context.Response.HasStarted)
+        {
+            await error.WriteAsync(context.Response);
+        }
+        catch (BadHttpRequestException e) when (!context.Response.HasStarted)
+        {
+            // Kestrel's verdict on the body itself: shorter than Content-Length, or malformed framing.
+            logger.LogWarning("Bad request body for {Path}: {Reason}", context.Request.Path, e.Message);
+            await new RegistryError(e.StatusCode, "SIZE_INVALID", $"request body is invalid: {e.Message}").WriteAsync(context.Response);
+        }
+        catch (Exception e) when (context.RequestAborted.IsCancellationRequested && e is OperationCanceledException or IOException)
+        {
+            logger.LogInformation("Client went away during {Method} {Path}", context.Request.Method, context.Request.Path);
+        }
+        catch (Exception e) when (!context.Response.HasStarted)
+        {
+            logger.LogError(e, "Unhandled error for {Method} {Path}", context.Request.Method, context.Request.Path);
+            await new RegistryError(500, "UNKNOWN", "internal server error").WriteAsync(context.Response);
+        }
+    }
+}

@@ -1,0 +1,109 @@
+using ShadowRegistry.Api;
+using ShadowRegistry.Domain;
+using ShadowRegistry.Storage;
+
+namespace ShadowRegistry.Manifests;
+
+/// <summary>A manifest as stored: its bytes, media type and digest.</summary>
+public sealed record StoredManifest(Digest Digest, string MediaType, byte[] Content);
+
+/// <summary>Result of a manifest push: its digest and the subject it refers to, if any.</summary>
+public sealed record PushedManifest(Digest Digest, Digest? Subject);
+
+/// <summary>
+/// Manifest push, pull and delete for the local namespace. A push publishes the bytes as a blob, then records the
+/// revision, its referrer entry and finally the tag: a reader that can resolve the tag finds everything behind it.
+/// </summary>
+public sealed class ManifestService(
+    BlobStore blobs,
+    BlobLinks links,
+    ManifestRevisions revisions,
+    TagStore tags,
+    ReferrerIndex referrers,
+    ILogger<ManifestService> logger)
+{
+    /// <param name="reference">A tag, or the digest the client claims the content has.</param>
+    public async Task<PushedManifest> PutAsync(RepositoryName repository, string reference, byte[] content, string? contentType, CancellationToken cancellationToken)
+    {
+        var (tag, claimed) = ParseReference(reference);
+        var digest = Digest.Compute(claimed?.Algorithm ?? Digest.Sha256, content);
+        if (claimed is { } expected && digest != expected)
+            throw RegistryError.DigestInvalid("manifest digest does not match its content", new { expected = expected.ToString(), actual = digest.ToString() });
+
+        var manifest = ManifestParser.Parse(content, contentType);
+        foreach (var (blob, size) in manifest.Blobs)
+        {
+            var stored = links.GetSize(repository, blob) ?? throw RegistryError.ManifestBlobUnknown(blob);
+            if (stored != size) throw RegistryError.ManifestInvalid($"descriptor of {blob} says {size} bytes, the blob has {stored}");
+        }
+        foreach (var (child, size) in manifest.Manifests)
+        {
+            var stored = await revisions.GetAsync(repository, child, cancellationToken) ?? throw RegistryError.ManifestBlobUnknown(child);
+            if (stored.Size != size) throw RegistryError.ManifestInvalid($"descriptor of {child} says {size} bytes, the manifest has {stored.Size}");
+        }
+
+        await blobs.PutAsync(content, digest, cancellationToken);
+        var subject = manifest.Subject?.Digest;
+        await revisions.PutAsync(repository, digest, new ManifestRevision(manifest.MediaType, content.Length, subject?.ToString()), cancellationToken);
+        if (subject is { } subjectDigest)
+        {
+            var descriptor = new Descriptor
+            {
+                MediaType = manifest.MediaType,
+                Digest = digest.ToString(),
+                Size = content.Length,
+                ArtifactType = manifest.ArtifactType,
+                Annotations = manifest.Annotations,
+            };
+            await referrers.AddAsync(repository, subjectDigest, descriptor, cancellationToken);
+        }
+        if (tag is not null) await tags.SetAsync(repository, tag, digest, cancellationToken);
+        logger.LogInformation("Stored manifest {Digest} ({MediaType}) in {Repository} as {Reference}", digest, manifest.MediaType, repository, reference);
+        return new PushedManifest(digest, subject);
+    }
+
+    /// <summary>The manifest a tag or digest names in this repository, or null.</summary>
+    public async Task<StoredManifest?> GetAsync(RepositoryName repository, string reference, CancellationToken cancellationToken)
+    {
+        var digest = await ResolveAsync(repository, reference, cancellationToken);
+        if (digest is not { } d) return null;
+        var revision = await revisions.GetAsync(repository, d, cancellationToken);
+        if (revision is null) return null;
+        var content = await blobs.TryReadAllBytesAsync(d, cancellationToken);
+        return content is null ? null : new StoredManifest(d, revision.MediaType, content);
+    }
+
+    /// <summary>Deletes a tag, or a manifest by digest together with every tag pointing at it. False when unknown.</summary>
+    public async Task<bool> DeleteAsync(RepositoryName repository, string reference, CancellationToken cancellationToken)
+    {
+        var (tag, parsed) = ParseReference(reference);
+        if (parsed is not { } digest)
+        {
+            var deleted = tags.Delete(repository, tag!);
+            if (deleted) logger.LogInformation("Deleted tag {Reference} in {Repository}", reference, repository);
+            return deleted;
+        }
+        var revision = await revisions.GetAsync(repository, digest, cancellationToken);
+        if (revision is null) return false;
+        foreach (var pointing in await tags.TagsPointingAtAsync(repository, digest, cancellationToken)) tags.Delete(repository, pointing);
+        if (revision.Subject is { } subject && Digest.TryParse(subject, out var subjectDigest)) referrers.Remove(repository, subjectDigest, digest);
+        revisions.Delete(repository, digest);
+        logger.LogInformation("Deleted manifest {Digest} in {Repository}", digest, repository);
+        return true;
+    }
+
+    private async Task<Digest?> ResolveAsync(RepositoryName repository, string reference, CancellationToken cancellationToken)
+    {
+        var (tag, digest) = ParseReference(reference);
+        return digest ?? await tags.ResolveAsync(repository, tag!, cancellationToken);
+    }
+
+    /// <summary>A reference is a digest or a tag; anything with a colon was meant as a digest.</summary>
+    private static (string? Tag, Digest? Digest) ParseReference(string reference)
+    {
+        if (Digest.TryParse(reference, out var digest)) return (null, digest);
+        if (reference.Contains(':')) throw RegistryError.DigestInvalid($"invalid or unsupported digest '{reference}'");
+        if (!Tag.IsValid(reference)) throw RegistryError.TagInvalid(reference);
+        return (reference, null);
+    }
+}

@@ -1,0 +1,3 @@
+using ShadowRegistry.Cli;
+
+return await CommandLine.RunAsync(args);

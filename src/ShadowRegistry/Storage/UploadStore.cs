@@ -1,0 +1,173 @@
+using System.Text;
+using System.Text.RegularExpressions;
+using ShadowRegistry.Api;
+using ShadowRegistry.Domain;
+
+namespace ShadowRegistry.Storage;
+
+/// <summary>
+/// Upload sessions. Each session writes only its own file; the file is opened with an exclusive lock while a
+/// chunk is appended or the upload is finished, so two requests on one session cannot interleave. Finishing
+/// verifies digest and size and hands the file to <see cref="BlobStore.Publish"/>: the only way a blob appears.
+/// </summary>
+public sealed partial class UploadStore(StorageLayout layout, BlobStore blobs, UploadHashStates hashStates, ILogger<UploadStore> logger)
+{
+    public async Task<UploadSession> StartAsync(RepositoryName repository, CancellationToken cancellationToken)
+    {
+        var id = Guid.NewGuid().ToString("N");
+        var session = new UploadSession(id, repository, layout.Upload(id));
+        Directory.CreateDirectory(session.Directory);
+        await using (new FileStream(session.DataPath, FileMode.CreateNew, FileAccess.Write)) { }
+        await AtomicFile.WriteAllBytesAsync(session.InfoPath, Encoding.UTF8.GetBytes(repository.Value), cancellationToken);
+        logger.LogInformation("Started upload {UploadId} to {Repository}", id, repository);
+        return session;
+    }
+
+    /// <summary>The live session with this id in this repository, or null.</summary>
+    public async Task<UploadSession?> FindAsync(RepositoryName repository, string id, CancellationToken cancellationToken)
+    {
+        if (!UploadIdPattern().IsMatch(id)) return null;
+        var session = new UploadSession(id, repository, layout.Upload(id));
+        var owner = await AtomicFile.TryReadAllBytesAsync(session.InfoPath, cancellationToken);
+        return owner is not null && Encoding.UTF8.GetString(owner) == repository.Value ? session : null;
+    }
+
+    public long Size(UploadSession session)
+    {
+        var info = new FileInfo(session.DataPath);
+        return info.Exists ? info.Length : throw RegistryError.BlobUploadUnknown(session.Id);
+    }
+
+    /// <summary>
+    /// Appends one chunk. <paramref name="rangeStart"/> (from Content-Range) must continue the upload; a chunk that
+    /// fails part-way (client gone, body shorter than announced) is rolled back so the session stays consistent.
+    /// </summary>
+    public async Task<long> AppendAsync(UploadSession session, Stream body, long? rangeStart, long? expectedLength, CancellationToken cancellationToken)
+    {
+        await using var file = OpenExclusive(session);
+        var start = file.Length;
+        if (rangeStart is { } requested && requested != start) throw RegistryError.RangeInvalid(start);
+        await WriteChunkAsync(session, file, body, expectedLength, cancellationToken);
+        return file.Length;
+    }
+
+    /// <summary>
+    /// Appends the optional last chunk, verifies the whole upload against <paramref name="expected"/> and publishes
+    /// it. Returns once the blob is committed: a HEAD issued after this returns the full blob.
+    /// </summary>
+    public async Task<long> FinishAsync(UploadSession session, Stream body, long? rangeStart, long? expectedLength, Digest expected, CancellationToken cancellationToken)
+    {
+        await using var file = OpenExclusive(session);
+        var start = file.Length;
+        if (rangeStart is { } requested && requested != start) throw RegistryError.RangeInvalid(start);
+        var state = await WriteChunkAsync(session, file, body, expectedLength, cancellationToken, keepState: false);
+        file.Flush(flushToDisk: true);
+
+        Digest actual;
+        if (state is not null && expected.Algorithm == Digest.Sha256)
+        {
+            actual = Digest.FromHash(Digest.Sha256, state.Hasher.GetHashAndReset());
+        }
+        else
+        {
+            using var hasher = Digest.CreateHasher(expected.Algorithm);
+            file.Position = 0;
+            await StreamCopy.HashAsync(file, hasher, cancellationToken);
+            actual = Digest.FromHash(expected.Algorithm, hasher.GetHashAndReset());
+        }
+        state?.Hasher.Dispose();
+
+        var size = file.Length;
+        if (actual != expected)
+        {
+            logger.LogWarning("Upload {UploadId} to {Repository} has digest {Actual}, client claimed {Digest}", session.Id, session.Repository, actual, expected);
+            End(session);
+            throw RegistryError.DigestInvalid("provided digest did not match uploaded content", new { expected = expected.ToString(), actual = actual.ToString() });
+        }
+
+        // Still holding the lock: publish, then end the session, so a writer that opened the file before the
+        // rename finds the session gone once it gets the lock and writes nothing into the published blob.
+        blobs.Publish(session.DataPath, actual);
+        End(session);
+        logger.LogInformation("Upload {UploadId} to {Repository} committed {Digest} ({Size} bytes)", session.Id, session.Repository, actual, size);
+        return size;
+    }
+
+    public void Cancel(UploadSession session)
+    {
+        End(session);
+        logger.LogInformation("Cancelled upload {UploadId} to {Repository}", session.Id, session.Repository);
+    }
+
+    private void End(UploadSession session)
+    {
+        AtomicFile.TryDelete(session.InfoPath);
+        hashStates.Forget(session.Id);
+        try
+        {
+            Directory.Delete(session.Directory, recursive: true);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            // Already ended by a concurrent request.
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            logger.LogWarning(e, "Could not remove upload folder {UploadId}", session.Id);
+        }
+    }
+
+    private async Task<UploadHashStates.State?> WriteChunkAsync(UploadSession session, FileStream file, Stream body, long? expectedLength,
+        CancellationToken cancellationToken, bool keepState = true)
+    {
+        var start = file.Length;
+        var state = hashStates.Take(session.Id, start);
+        file.Position = start;
+        try
+        {
+            var written = await StreamCopy.CopyAsync(body, file, state?.Hasher, cancellationToken);
+            if (expectedLength is { } length && written != length)
+                throw RegistryError.SizeInvalid($"received {written} bytes, expected {length}");
+            await file.FlushAsync(cancellationToken);
+            if (state is not null) state.Offset = file.Length;
+        }
+        catch
+        {
+            // Roll the chunk back: the session must hold only whole chunks the client was told about.
+            state?.Hasher.Dispose();
+            file.SetLength(start);
+            throw;
+        }
+        if (!keepState) return state;
+        if (state is not null) hashStates.Put(session.Id, state);
+        return null;
+    }
+
+    private static FileStream OpenExclusive(UploadSession session)
+    {
+        FileStream file;
+        try
+        {
+            // FileShare.None takes an exclusive advisory lock on Unix: one writer per session at a time.
+            file = new FileStream(session.DataPath, FileMode.Open, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.Asynchronous);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw RegistryError.BlobUploadUnknown(session.Id);
+        }
+        catch (IOException)
+        {
+            var busy = new FileInfo(session.DataPath);
+            throw RegistryError.RangeInvalid(busy.Exists ? busy.Length : 0);
+        }
+        if (!File.Exists(session.InfoPath))
+        {
+            file.Dispose();
+            throw RegistryError.BlobUploadUnknown(session.Id);
+        }
+        return file;
+    }
+
+    [GeneratedRegex("^[a-f0-9]{32}$", RegexOptions.CultureInvariant)]
+    private static partial Regex UploadIdPattern();
+}
