@@ -1,0 +1,95 @@
+using System.Net;
+using ShadowRegistry.Tests.Infrastructure;
+
+namespace ShadowRegistry.Tests.Api;
+
+/// <summary>The reason the project exists: many jobs pushing the same content into new repositories at once.</summary>
+public sealed class ConcurrencyTests(RegistryServerFixture fixture) : IClassFixture<RegistryServerFixture>
+{
+    private readonly HttpClient client = fixture.Client;
+
+    [Fact]
+    public async Task ConcurrentUploadsOfSameBlobToNewRepositoriesAreAllImmediatelyReadable()
+    {
+        const int uploads = 60;
+        var content = OciHttp.RandomBytes(4 * 1024 * 1024 + 123, 42);
+        var digest = OciHttp.Sha256(content);
+        var repositories = Enumerable.Range(0, 6).Select(i => $"race/new-{i}").ToArray();
+        using var gate = new ManualResetEventSlim(false);
+
+        var tasks = Enumerable.Range(0, uploads).Select(i => Task.Run(async () =>
+        {
+            var repository = repositories[i % repositories.Length];
+            gate.Wait();
+            // Half monolithic, half chunked: both finish paths race for the same digest.
+            var pushed = i % 2 == 0
+                ? await client.PushBlobAsync(repository, content)
+                : await client.PushBlobChunkedAsync(repository, content, 1024 * 1024 + i);
+            Assert.Equal(digest, pushed);
+            using var head = await client.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"v2/{repository}/blobs/{digest}"));
+            Assert.Equal(HttpStatusCode.OK, head.StatusCode);
+            Assert.Equal(content.Length, head.Content.Headers.ContentLength);
+            return repository;
+        })).ToArray();
+        gate.Set();
+        await Task.WhenAll(tasks);
+
+        foreach (var repository in repositories)
+        {
+            using var get = await client.GetAsync($"v2/{repository}/blobs/{digest}");
+            await get.ExpectAsync(HttpStatusCode.OK);
+            Assert.Equal(content, await get.Content.ReadAsByteArrayAsync());
+        }
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(fixture.Server.StorageRoot, "uploads"), "*", SearchOption.AllDirectories));
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(fixture.Server.StorageRoot, "tmp"), "*", SearchOption.AllDirectories));
+    }
+
+    [Fact]
+    public async Task ConcurrentFirstPushesOfImagesToOneNewRepositoryAllSucceed()
+    {
+        const int pushes = 40;
+        using var gate = new ManualResetEventSlim(false);
+        var tasks = Enumerable.Range(0, pushes).Select(i => Task.Run(async () =>
+        {
+            gate.Wait();
+            // Same layers for everyone (seed 7), a different tag each: shared blobs, distinct tag files.
+            var (_, manifestDigest) = await client.PushImageAsync("race/first-push", $"job-{i}", seed: 7);
+            using var get = await client.GetAsync($"v2/race/first-push/manifests/job-{i}");
+            await get.ExpectAsync(HttpStatusCode.OK);
+            Assert.Equal(manifestDigest, get.Headers.GetValues("Docker-Content-Digest").Single());
+        })).ToArray();
+        gate.Set();
+        await Task.WhenAll(tasks);
+
+        using var tags = await client.GetAsync("v2/race/first-push/tags/list");
+        var body = await tags.Content.ReadAsStringAsync();
+        for (var i = 0; i < pushes; i++) Assert.Contains($"\"job-{i}\"", body);
+    }
+
+    [Fact]
+    public async Task ConcurrentRetagsLeaveTheTagAtOneCompleteManifest()
+    {
+        var images = new List<(byte[] Manifest, string Digest)>();
+        for (var i = 0; i < 4; i++) images.Add(await client.PushImageAsync("race/retag", $"seed-{i}", seed: 100 + i));
+
+        var writers = Enumerable.Range(0, 40).Select(i => Task.Run(async () =>
+        {
+            var (manifest, _) = images[i % images.Count];
+            using var put = await client.PutManifestAsync("race/retag", "latest", manifest, OciHttp.OciManifest);
+            await put.ExpectAsync(HttpStatusCode.Created);
+        }));
+        var readers = Enumerable.Range(0, 40).Select(_ => Task.Run(async () =>
+        {
+            using var get = await client.GetAsync("v2/race/retag/manifests/latest");
+            if (get.StatusCode == HttpStatusCode.NotFound) return; // before the first write lands
+            await get.ExpectAsync(HttpStatusCode.OK);
+            var bytes = await get.Content.ReadAsByteArrayAsync();
+            Assert.Equal(get.Headers.GetValues("Docker-Content-Digest").Single(), OciHttp.Sha256(bytes));
+            Assert.Contains(images, image => image.Digest == OciHttp.Sha256(bytes));
+        }));
+        await Task.WhenAll(writers.Concat(readers));
+
+        Assert.DoesNotContain(Directory.EnumerateFiles(Path.Combine(fixture.Server.StorageRoot, "repositories"), "*", SearchOption.AllDirectories),
+            path => Path.GetFileName(path).StartsWith('.'));
+    }
+}

@@ -1,0 +1,203 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using ShadowRegistry.Tests.Infrastructure;
+
+namespace ShadowRegistry.Tests.Api;
+
+public sealed class UploadApiTests(RegistryServerFixture fixture) : IClassFixture<RegistryServerFixture>
+{
+    private readonly HttpClient client = fixture.Client;
+
+    private async Task<Uri> StartAsync(string repository)
+    {
+        using var start = await client.PostAsync($"v2/{repository}/blobs/uploads/", null);
+        await start.ExpectAsync(HttpStatusCode.Accepted);
+        Assert.Equal("0-0", start.Headers.GetValues("Range").Single());
+        Assert.Equal(start.Headers.GetValues("Docker-Upload-UUID").Single(), start.Headers.Location!.ToString().Split('/')[^1]);
+        return start.Headers.Location!;
+    }
+
+    private async Task<HttpResponseMessage> PatchAsync(Uri location, byte[] chunk, string? contentRange)
+    {
+        using var patch = new HttpRequestMessage(HttpMethod.Patch, location) { Content = new ByteArrayContent(chunk) };
+        if (contentRange is not null) patch.Content.Headers.TryAddWithoutValidation("Content-Range", contentRange);
+        return await client.SendAsync(patch);
+    }
+
+    [Fact]
+    public async Task ChunkedUploadReportsProgressAndCommits()
+    {
+        var content = OciHttp.RandomBytes(3 * 1024 * 1024 + 17, 10);
+        var digest = await client.PushBlobChunkedAsync("uploads/chunked", content, 1024 * 1024);
+        using var get = await client.GetAsync($"v2/uploads/chunked/blobs/{digest}");
+        Assert.Equal(content, await get.Content.ReadAsByteArrayAsync());
+    }
+
+    [Fact]
+    public async Task StatusShowsRangeAndPutMayCarryLastChunk()
+    {
+        var content = OciHttp.RandomBytes(4000, 11);
+        var location = await StartAsync("uploads/status");
+        using (var patched = await PatchAsync(location, content[..2500], "0-2499"))
+        {
+            await patched.ExpectAsync(HttpStatusCode.Accepted);
+            Assert.Equal("0-2499", patched.Headers.GetValues("Range").Single());
+        }
+        using (var status = await client.GetAsync(location))
+        {
+            await status.ExpectAsync(HttpStatusCode.NoContent);
+            Assert.Equal("0-2499", status.Headers.GetValues("Range").Single());
+        }
+        var put = new HttpRequestMessage(HttpMethod.Put, OciHttp.WithQuery(location, $"digest={OciHttp.Sha256(content)}"))
+        {
+            Content = new ByteArrayContent(content[2500..]),
+        };
+        put.Content.Headers.TryAddWithoutValidation("Content-Range", "2500-3999");
+        using var finished = await client.SendAsync(put);
+        await finished.ExpectAsync(HttpStatusCode.Created);
+        Assert.Equal(OciHttp.Sha256(content), finished.Headers.GetValues("Docker-Content-Digest").Single());
+        using var head = await client.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"v2/uploads/status/blobs/{OciHttp.Sha256(content)}"));
+        Assert.Equal(4000, head.Content.Headers.ContentLength);
+
+        // The session is gone once committed.
+        using var after = await client.GetAsync(location);
+        await after.ExpectErrorAsync(HttpStatusCode.NotFound, "BLOB_UPLOAD_UNKNOWN");
+    }
+
+    [Fact]
+    public async Task OutOfOrderChunkIsRangeNotSatisfiable()
+    {
+        var location = await StartAsync("uploads/order");
+        using (var first = await PatchAsync(location, new byte[100], "0-99")) await first.ExpectAsync(HttpStatusCode.Accepted);
+        using var skipped = await PatchAsync(location, new byte[100], "200-299");
+        await skipped.ExpectErrorAsync(HttpStatusCode.RequestedRangeNotSatisfiable, "BLOB_UPLOAD_INVALID");
+        Assert.Equal("0-99", skipped.Headers.GetValues("Range").Single());
+        using var repeated = await PatchAsync(location, new byte[100], "0-99");
+        await repeated.ExpectErrorAsync(HttpStatusCode.RequestedRangeNotSatisfiable, "BLOB_UPLOAD_INVALID");
+    }
+
+    [Fact]
+    public async Task ContentRangeDisagreeingWithLengthIsRejected()
+    {
+        var location = await StartAsync("uploads/size");
+        using var response = await PatchAsync(location, new byte[100], "0-49");
+        await response.ExpectErrorAsync(HttpStatusCode.RequestedRangeNotSatisfiable, "BLOB_UPLOAD_INVALID");
+        using var status = await client.GetAsync(location);
+        Assert.Equal("0-0", status.Headers.GetValues("Range").Single());
+    }
+
+    [Fact]
+    public async Task PatchWithoutContentRangeAppendsStreamedBody()
+    {
+        var content = OciHttp.RandomBytes(200_000, 12);
+        var location = await StartAsync("uploads/streamed");
+        var stream = new StreamContent(new MemoryStream(content));
+        using var patch = new HttpRequestMessage(HttpMethod.Patch, location) { Content = stream };
+        patch.Headers.TransferEncodingChunked = true;
+        using (var patched = await client.SendAsync(patch)) await patched.ExpectAsync(HttpStatusCode.Accepted);
+        using var put = await client.PutAsync(OciHttp.WithQuery(location, $"digest={OciHttp.Sha256(content)}"), null);
+        await put.ExpectAsync(HttpStatusCode.Created);
+    }
+
+    [Fact]
+    public async Task FinishWithWrongDigestFailsAndStoresNothing()
+    {
+        var content = OciHttp.RandomBytes(1000, 13);
+        var location = await StartAsync("uploads/wrongdigest");
+        using (var patched = await PatchAsync(location, content, null)) await patched.ExpectAsync(HttpStatusCode.Accepted);
+        var wrong = OciHttp.Sha256(new byte[] { 9 });
+        using var put = await client.PutAsync(OciHttp.WithQuery(location, $"digest={wrong}"), null);
+        await put.ExpectErrorAsync(HttpStatusCode.BadRequest, "DIGEST_INVALID");
+        using var head = await client.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"v2/uploads/wrongdigest/blobs/{OciHttp.Sha256(content)}"));
+        Assert.Equal(HttpStatusCode.NotFound, head.StatusCode);
+    }
+
+    [Fact]
+    public async Task FinishWithoutDigestIsDigestInvalid()
+    {
+        var location = await StartAsync("uploads/nodigest");
+        using var put = await client.PutAsync(location, null);
+        await put.ExpectErrorAsync(HttpStatusCode.BadRequest, "DIGEST_INVALID");
+    }
+
+    [Fact]
+    public async Task CancelledUploadIsGone()
+    {
+        var location = await StartAsync("uploads/cancel");
+        using (var delete = await client.DeleteAsync(location)) await delete.ExpectAsync(HttpStatusCode.NoContent);
+        using var patch = await PatchAsync(location, new byte[10], null);
+        await patch.ExpectErrorAsync(HttpStatusCode.NotFound, "BLOB_UPLOAD_UNKNOWN");
+        using var again = await client.DeleteAsync(location);
+        await again.ExpectErrorAsync(HttpStatusCode.NotFound, "BLOB_UPLOAD_UNKNOWN");
+    }
+
+    [Theory]
+    [InlineData("uploads/elsewhere")]
+    [InlineData(null)]
+    public async Task UploadIsUnknownFromAnotherRepositoryOrWithForgedId(string? otherRepository)
+    {
+        var location = await StartAsync("uploads/mine");
+        var id = location.ToString().Split('/')[^1];
+        var path = otherRepository is null ? "v2/uploads/mine/blobs/uploads/..%2F..%2Fblobs" : $"v2/{otherRepository}/blobs/uploads/{id}";
+        using var status = await client.GetAsync(path);
+        await status.ExpectErrorAsync(HttpStatusCode.NotFound, "BLOB_UPLOAD_UNKNOWN");
+    }
+
+    [Fact]
+    public async Task TruncatedChunkIsRolledBack()
+    {
+        var location = await StartAsync("uploads/truncated");
+        using (var first = await PatchAsync(location, new byte[1000], "0-999")) await first.ExpectAsync(HttpStatusCode.Accepted);
+
+        // Announce 100000 bytes, send 5000, and hang up: the registry must not keep the partial chunk.
+        using (var socket = new TcpClient())
+        {
+            await socket.ConnectAsync(fixture.Server.BaseAddress.Host, fixture.Server.BaseAddress.Port);
+            var stream = socket.GetStream();
+            var head = $"PATCH {location} HTTP/1.1\r\nHost: {fixture.Server.HostPort}\r\nContent-Type: application/octet-stream\r\nContent-Range: 1000-100999\r\nContent-Length: 100000\r\n\r\n";
+            await stream.WriteAsync(Encoding.ASCII.GetBytes(head));
+            await stream.WriteAsync(new byte[5000]);
+            await stream.FlushAsync();
+        }
+
+        // The server notices the disconnect asynchronously and rolls the chunk back; until then the session is
+        // busy (416). A client resumes from what the status reports, so retry (bounded) like one.
+        var content = OciHttp.RandomBytes(1000, 14);
+        HttpStatusCode resumedStatus = 0;
+        for (var attempt = 0; attempt < 50 && resumedStatus != HttpStatusCode.Accepted; attempt++)
+        {
+            using var status = await client.GetAsync(location);
+            var range = status.Headers.GetValues("Range").Single();
+            if (range == "0-999")
+            {
+                using var resumed = await PatchAsync(location, content, "1000-1999");
+                resumedStatus = resumed.StatusCode;
+            }
+            if (resumedStatus != HttpStatusCode.Accepted) await Task.Delay(100);
+        }
+        Assert.Equal(HttpStatusCode.Accepted, resumedStatus);
+        var expected = new byte[1000].Concat(content).ToArray();
+        using var put = await client.PutAsync(OciHttp.WithQuery(location, $"digest={OciHttp.Sha256(expected)}"), null);
+        await put.ExpectAsync(HttpStatusCode.Created);
+    }
+
+    [Fact]
+    public async Task TruncatedMonolithicUploadLeavesNoBlob()
+    {
+        var content = OciHttp.RandomBytes(50_000, 15);
+        var digest = OciHttp.Sha256(content);
+        using (var socket = new TcpClient())
+        {
+            await socket.ConnectAsync(fixture.Server.BaseAddress.Host, fixture.Server.BaseAddress.Port);
+            var stream = socket.GetStream();
+            var head = $"POST /v2/uploads/truncmono/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: {fixture.Server.HostPort}\r\nContent-Length: {content.Length}\r\n\r\n";
+            await stream.WriteAsync(Encoding.ASCII.GetBytes(head));
+            await stream.WriteAsync(content.AsMemory(0, 20_000));
+        }
+        await Task.Delay(300);
+        using var headResponse = await client.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"v2/uploads/truncmono/blobs/{digest}"));
+        Assert.Equal(HttpStatusCode.NotFound, headResponse.StatusCode);
+        Assert.False(File.Exists(Path.Combine(fixture.Server.StorageRoot, "blobs", "sha256", digest[7..9], digest[7..])));
+    }
+}
