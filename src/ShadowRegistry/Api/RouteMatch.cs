@@ -1,0 +1,68 @@
+using System.Text.RegularExpressions;
+
+namespace ShadowRegistry.Api;
+
+public enum RouteKind
+{
+    VersionCheck,
+    Catalog,
+    Tags,
+    Manifest,
+    UploadStart,
+    Upload,
+    Blob,
+    Referrers,
+}
+
+/// <summary>
+/// A /v2 path taken apart: which endpoint, the repository name exactly as the client wrote it (not yet validated),
+/// and the endpoint's parameter (reference, digest or upload id). Shared by dispatch and by anything that must
+/// know what a request is about before it runs.
+/// </summary>
+public sealed partial record RouteMatch(RouteKind Kind, string Name, string Parameter)
+{
+    /// <summary>
+    /// Repository names contain slashes, so routes are matched right to left with anchored patterns, as CNCF
+    /// distribution does. Null when the path is not a registry API path.
+    /// </summary>
+    public static RouteMatch? Parse(string path)
+    {
+        if (path is "/v2" or "/v2/") return new RouteMatch(RouteKind.VersionCheck, "", "");
+        if (path is "/v2/_catalog") return new RouteMatch(RouteKind.Catalog, "", "");
+        foreach (var (kind, pattern) in Routes)
+        {
+            var match = pattern.Match(path);
+            if (match.Success) return new RouteMatch(kind, match.Groups["name"].Value, match.Groups["param"].Value);
+        }
+        return null;
+    }
+
+    // Order matters: uploads before blobs.
+    private static readonly (RouteKind Kind, Regex Pattern)[] Routes =
+    [
+        (RouteKind.Tags, TagsRoute()),
+        (RouteKind.Manifest, ManifestRoute()),
+        (RouteKind.UploadStart, UploadStartRoute()),
+        (RouteKind.Upload, UploadRoute()),
+        (RouteKind.Blob, BlobRoute()),
+        (RouteKind.Referrers, ReferrersRoute()),
+    ];
+
+    [GeneratedRegex("^/v2/(?<name>.+)/tags/list$", RegexOptions.CultureInvariant)]
+    private static partial Regex TagsRoute();
+
+    [GeneratedRegex("^/v2/(?<name>.+)/manifests/(?<param>[^/]+)$", RegexOptions.CultureInvariant)]
+    private static partial Regex ManifestRoute();
+
+    [GeneratedRegex("^/v2/(?<name>.+)/blobs/uploads/?$", RegexOptions.CultureInvariant)]
+    private static partial Regex UploadStartRoute();
+
+    [GeneratedRegex("^/v2/(?<name>.+)/blobs/uploads/(?<param>[^/]+)$", RegexOptions.CultureInvariant)]
+    private static partial Regex UploadRoute();
+
+    [GeneratedRegex("^/v2/(?<name>.+)/blobs/(?<param>[^/]+)$", RegexOptions.CultureInvariant)]
+    private static partial Regex BlobRoute();
+
+    [GeneratedRegex("^/v2/(?<name>.+)/referrers/(?<param>[^/]+)$", RegexOptions.CultureInvariant)]
+    private static partial Regex ReferrersRoute();
+}
