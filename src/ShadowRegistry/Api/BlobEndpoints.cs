@@ -1,17 +1,65 @@
+using Microsoft.Extensions.Options;
 using Serilog;
 using ShadowRegistry.Domain;
 using ShadowRegistry.Storage;
+using ShadowRegistry.Upstream;
 
 namespace ShadowRegistry.Api;
 
-public sealed class BlobEndpoints(BlobLinks links, BlobStore blobs, IDiagnosticContext diagnostics)
+public sealed class BlobEndpoints(
+    BlobLinks links,
+    BlobStore blobs,
+    UpstreamBlobFetcher fetcher,
+    UpstreamBlobForwarder forwarder,
+    IOptions<ShadowOptions> shadowOptions,
+    IDiagnosticContext diagnostics)
 {
-    /// <summary>GET/HEAD a blob, streamed from disk; Range requests are answered with 206.</summary>
-    public async Task GetAsync(HttpContext context, RepositoryName name, Digest digest)
+    /// <summary>
+    /// GET/HEAD a blob: from the local repository, else from the pull-through cache, else streamed from the
+    /// upstream the repository shadows.
+    /// </summary>
+    public async Task GetAsync(HttpContext context, RepositoryTarget target, Digest digest)
     {
-        diagnostics.Set("Repository", name.Value);
+        diagnostics.Set("Repository", target.Local.Value);
         diagnostics.Set("Digest", digest.ToString());
-        var size = links.GetSize(name, digest) ?? throw RegistryError.BlobUnknown(digest);
+        if (links.GetSize(target.Local, digest) is { } size)
+        {
+            diagnostics.Set("Source", "local");
+            await ServeLocalAsync(context, digest, size);
+            return;
+        }
+        if (target.Upstream is not { } upstream) throw RegistryError.BlobUnknown(digest);
+        if (links.GetCachedSize(target.Local, digest) is { } cached)
+        {
+            diagnostics.Set("Source", "cache");
+            await ServeLocalAsync(context, digest, cached);
+            return;
+        }
+        diagnostics.Set("Source", "upstream");
+        if (shadowOptions.Value.CacheBlobs && HttpMethods.IsGet(context.Request.Method))
+        {
+            var fetched = await fetcher.FetchAsync(upstream, digest, context.RequestAborted);
+            await links.CacheAsync(target.Local, digest, context.RequestAborted);
+            await ServeLocalAsync(context, digest, fetched);
+            return;
+        }
+        await forwarder.ForwardAsync(context, upstream, digest);
+    }
+
+    /// <summary>DELETE removes the blob from this repository; the content stays for other repositories.</summary>
+    public Task DeleteAsync(HttpContext context, RepositoryTarget target, Digest digest)
+    {
+        diagnostics.Set("Repository", target.Local.Value);
+        diagnostics.Set("Digest", digest.ToString());
+        if (!links.Unlink(target.Local, digest)) throw RegistryError.BlobUnknown(digest);
+        context.Response.StatusCode = StatusCodes.Status202Accepted;
+        context.Response.ContentLength = 0;
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Streams from disk; Range requests are answered with 206.</summary>
+    private async Task ServeLocalAsync(HttpContext context, Digest digest, long size)
+    {
         var response = context.Response;
         response.Headers["Docker-Content-Digest"] = digest.ToString();
         if (HttpMethods.IsHead(context.Request.Method))
@@ -25,16 +73,5 @@ public sealed class BlobEndpoints(BlobLinks links, BlobStore blobs, IDiagnosticC
         var file = Results.File(blobs.PathOf(digest), MediaTypes.OctetStream, enableRangeProcessing: true,
             entityTag: new Microsoft.Net.Http.Headers.EntityTagHeaderValue($"\"{digest}\""));
         await file.ExecuteAsync(context);
-    }
-
-    /// <summary>DELETE removes the blob from this repository; the content stays for other repositories.</summary>
-    public Task DeleteAsync(HttpContext context, RepositoryName name, Digest digest)
-    {
-        diagnostics.Set("Repository", name.Value);
-        diagnostics.Set("Digest", digest.ToString());
-        if (!links.Unlink(name, digest)) throw RegistryError.BlobUnknown(digest);
-        context.Response.StatusCode = StatusCodes.Status202Accepted;
-        context.Response.ContentLength = 0;
-        return Task.CompletedTask;
     }
 }

@@ -3,34 +3,62 @@ using Serilog;
 using ShadowRegistry.Configuration;
 using ShadowRegistry.Domain;
 using ShadowRegistry.Manifests;
+using ShadowRegistry.Upstream;
 
 namespace ShadowRegistry.Api;
 
-public sealed class ManifestEndpoints(ManifestService manifests, IOptions<RegistryOptions> options, IDiagnosticContext diagnostics)
+public sealed class ManifestEndpoints(
+    ManifestService manifests,
+    UpstreamManifests upstreamManifests,
+    UpstreamReferences upstreamReferences,
+    IOptions<RegistryOptions> options,
+    IDiagnosticContext diagnostics)
 {
-    public async Task GetAsync(HttpContext context, RepositoryName name, string reference)
+    /// <summary>GET/HEAD: the local manifest (a local tag shadows the upstream one), else the upstream's.</summary>
+    public async Task GetAsync(HttpContext context, RepositoryTarget target, string reference)
     {
-        diagnostics.Set("Repository", name.Value);
+        diagnostics.Set("Repository", target.Local.Value);
         diagnostics.Set("Reference", reference);
-        var manifest = await manifests.GetAsync(name, reference, context.RequestAborted) ?? throw RegistryError.ManifestUnknown(reference);
-        diagnostics.Set("Digest", manifest.Digest.ToString());
-        if (!Accepts(context.Request, manifest.MediaType))
-            throw new RegistryError(404, "MANIFEST_UNKNOWN", $"manifest is of type {manifest.MediaType}, which the Accept header does not include", new { reference });
+        var head = HttpMethods.IsHead(context.Request.Method);
+        var local = await manifests.GetAsync(target.Local, reference, context.RequestAborted);
+        (Domain.Digest Digest, string MediaType, long Size, byte[]? Content) found;
+        if (local is not null)
+        {
+            diagnostics.Set("Source", "local");
+            found = (local.Digest, local.MediaType, local.Content.Length, local.Content);
+        }
+        else if (target.Upstream is { } upstream)
+        {
+            var (remote, source) = await upstreamManifests.GetAsync(upstream, reference, head, context.Request, context.RequestAborted);
+            if (remote is null) throw RegistryError.ManifestUnknown(reference);
+            diagnostics.Set("Source", source);
+            found = (remote.Digest, remote.MediaType, remote.Size, remote.Content);
+        }
+        else
+        {
+            throw RegistryError.ManifestUnknown(reference);
+        }
+        diagnostics.Set("Digest", found.Digest.ToString());
+        if (!Accepts(context.Request, found.MediaType))
+            throw new RegistryError(404, "MANIFEST_UNKNOWN", $"manifest is of type {found.MediaType}, which the Accept header does not include", new { reference });
 
         var response = context.Response;
-        response.ContentType = manifest.MediaType;
-        response.ContentLength = manifest.Content.Length;
-        response.Headers["Docker-Content-Digest"] = manifest.Digest.ToString();
-        response.Headers.ETag = $"\"{manifest.Digest}\"";
-        if (!HttpMethods.IsHead(context.Request.Method)) await response.Body.WriteAsync(manifest.Content, context.RequestAborted);
+        response.ContentType = found.MediaType;
+        response.ContentLength = found.Size;
+        response.Headers["Docker-Content-Digest"] = found.Digest.ToString();
+        response.Headers.ETag = $"\"{found.Digest}\"";
+        if (!head && found.Content is not null) await response.Body.WriteAsync(found.Content, context.RequestAborted);
     }
 
-    public async Task PutAsync(HttpContext context, RepositoryName name, string reference)
+    /// <summary>PUT lands locally, always; references the upstream holds are accepted (reads fall through to them).</summary>
+    public async Task PutAsync(HttpContext context, RepositoryTarget target, string reference)
     {
+        var name = target.Local;
         diagnostics.Set("Repository", name.Value);
         diagnostics.Set("Reference", reference);
         var content = await ReadLimitedAsync(context.Request, options.Value.MaxManifestBytes, context.RequestAborted);
-        var pushed = await manifests.PutAsync(name, reference, content, context.Request.ContentType, context.RequestAborted);
+        var pushed = await manifests.PutAsync(name, reference, content, context.Request.ContentType,
+            upstreamReferences.For(target), context.RequestAborted);
         diagnostics.Set("Digest", pushed.Digest.ToString());
 
         var response = context.Response;
@@ -41,8 +69,10 @@ public sealed class ManifestEndpoints(ManifestService manifests, IOptions<Regist
         response.ContentLength = 0;
     }
 
-    public async Task DeleteAsync(HttpContext context, RepositoryName name, string reference)
+    /// <summary>DELETE acts on local content only: deleting a local tag makes the upstream one visible again.</summary>
+    public async Task DeleteAsync(HttpContext context, RepositoryTarget target, string reference)
     {
+        var name = target.Local;
         diagnostics.Set("Repository", name.Value);
         diagnostics.Set("Reference", reference);
         if (!await manifests.DeleteAsync(name, reference, context.RequestAborted)) throw RegistryError.ManifestUnknown(reference);
@@ -69,7 +99,7 @@ public sealed class ManifestEndpoints(ManifestService manifests, IOptions<Regist
     private static RegistryError TooLarge(int limit) => RegistryError.ManifestInvalid($"manifest exceeds the limit of {limit} bytes", StatusCodes.Status413PayloadTooLarge);
 
     /// <summary>No Accept header, a wildcard, plain JSON or the manifest's own type: anything else gets no manifest.</summary>
-    private static bool Accepts(HttpRequest request, string mediaType)
+    public static bool Accepts(HttpRequest request, string mediaType)
     {
         var accept = request.Headers.Accept;
         if (accept.Count == 0) return true;

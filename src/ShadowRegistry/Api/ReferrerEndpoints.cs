@@ -3,14 +3,17 @@ using Serilog;
 using ShadowRegistry.Domain;
 using ShadowRegistry.Manifests;
 using ShadowRegistry.Storage;
+using ShadowRegistry.Upstream;
 
 namespace ShadowRegistry.Api;
 
 /// <summary>OCI 1.1 referrers API: an image index of the manifests whose subject is the given digest.</summary>
 public sealed class ReferrerEndpoints(ReferrerIndex referrers, IDiagnosticContext diagnostics)
 {
-    public async Task ListAsync(HttpContext context, RepositoryName name, Digest subject)
+    /// <summary>Referrers of local content; upstream referrers are not merged in.</summary>
+    public async Task ListAsync(HttpContext context, RepositoryTarget target, Digest subject)
     {
+        var name = target.Local;
         diagnostics.Set("Repository", name.Value);
         diagnostics.Set("Digest", subject.ToString());
         IEnumerable<Descriptor> found = await referrers.ListAsync(name, subject, context.RequestAborted);

@@ -1,12 +1,15 @@
 using ShadowRegistry.Domain;
+using ShadowRegistry.Upstream;
 
 namespace ShadowRegistry.Api;
 
 /// <summary>
 /// Dispatches /v2 requests to the endpoint classes. The repository name is validated against the OCI grammar
-/// before any handler runs, which is what keeps every name a safe relative path.
+/// before any handler runs, which is what keeps every name a safe relative path, and then resolved to the local
+/// repository and upstream it stands for.
 /// </summary>
 public sealed class RegistryRoutes(
+    RepositoryResolver resolver,
     BaseEndpoints baseEndpoints,
     BlobEndpoints blobEndpoints,
     UploadEndpoints uploadEndpoints,
@@ -23,30 +26,30 @@ public sealed class RegistryRoutes(
         {
             RouteKind.VersionCheck => OnlyGet(method, () => baseEndpoints.VersionCheck(context)),
             RouteKind.Catalog => OnlyGet(method, () => tagEndpoints.CatalogAsync(context)),
-            RouteKind.Tags => OnlyGet(method, () => tagEndpoints.ListAsync(context, Name(route))),
+            RouteKind.Tags => OnlyGet(method, () => tagEndpoints.ListAsync(context, Name(route), Target(context, route))),
             RouteKind.Manifest => method switch
             {
-                "GET" or "HEAD" => manifestEndpoints.GetAsync(context, Name(route), route.Parameter),
-                "PUT" => manifestEndpoints.PutAsync(context, Name(route), route.Parameter),
-                "DELETE" => manifestEndpoints.DeleteAsync(context, Name(route), route.Parameter),
+                "GET" or "HEAD" => manifestEndpoints.GetAsync(context, Target(context, route), route.Parameter),
+                "PUT" => manifestEndpoints.PutAsync(context, Target(context, route), route.Parameter),
+                "DELETE" => manifestEndpoints.DeleteAsync(context, Target(context, route), route.Parameter),
                 _ => throw MethodNotAllowed(method),
             },
-            RouteKind.UploadStart => method == "POST" ? uploadEndpoints.StartAsync(context, Name(route)) : throw MethodNotAllowed(method),
+            RouteKind.UploadStart => method == "POST" ? uploadEndpoints.StartAsync(context, Target(context, route)) : throw MethodNotAllowed(method),
             RouteKind.Upload => method switch
             {
-                "GET" => uploadEndpoints.StatusAsync(context, Name(route), route.Parameter),
-                "PATCH" => uploadEndpoints.PatchAsync(context, Name(route), route.Parameter),
-                "PUT" => uploadEndpoints.FinishAsync(context, Name(route), route.Parameter),
-                "DELETE" => uploadEndpoints.CancelAsync(context, Name(route), route.Parameter),
+                "GET" => uploadEndpoints.StatusAsync(context, Target(context, route), route.Parameter),
+                "PATCH" => uploadEndpoints.PatchAsync(context, Target(context, route), route.Parameter),
+                "PUT" => uploadEndpoints.FinishAsync(context, Target(context, route), route.Parameter),
+                "DELETE" => uploadEndpoints.CancelAsync(context, Target(context, route), route.Parameter),
                 _ => throw MethodNotAllowed(method),
             },
             RouteKind.Blob => method switch
             {
-                "GET" or "HEAD" => blobEndpoints.GetAsync(context, Name(route), ParseDigest(route.Parameter)),
-                "DELETE" => blobEndpoints.DeleteAsync(context, Name(route), ParseDigest(route.Parameter)),
+                "GET" or "HEAD" => blobEndpoints.GetAsync(context, Target(context, route), ParseDigest(route.Parameter)),
+                "DELETE" => blobEndpoints.DeleteAsync(context, Target(context, route), ParseDigest(route.Parameter)),
                 _ => throw MethodNotAllowed(method),
             },
-            RouteKind.Referrers => OnlyGet(method, () => referrerEndpoints.ListAsync(context, Name(route), ParseDigest(route.Parameter))),
+            RouteKind.Referrers => OnlyGet(method, () => referrerEndpoints.ListAsync(context, Target(context, route), ParseDigest(route.Parameter))),
             _ => throw RegistryError.NotFound(path),
         };
     }
@@ -55,6 +58,8 @@ public sealed class RegistryRoutes(
         method is "GET" or "HEAD" ? handler() : throw MethodNotAllowed(method);
 
     private static RegistryError MethodNotAllowed(string method) => RegistryError.Unsupported($"method {method} is not supported here");
+
+    private RepositoryTarget Target(HttpContext context, RouteMatch route) => resolver.Resolve(Name(route), context.Request.Query["ns"]);
 
     private static RepositoryName Name(RouteMatch route) =>
         RepositoryName.TryParse(route.Name, out var name) ? name : throw RegistryError.NameInvalid(route.Name);

@@ -3,18 +3,53 @@ using Serilog;
 using ShadowRegistry.Configuration;
 using ShadowRegistry.Domain;
 using ShadowRegistry.Storage;
+using ShadowRegistry.Upstream;
 
 namespace ShadowRegistry.Api;
 
-/// <summary>Content discovery: tag lists and the catalog.</summary>
-public sealed class TagEndpoints(TagStore tags, RepositoryCatalog catalog, IOptions<RegistryOptions> options, IDiagnosticContext diagnostics)
+/// <summary>Content discovery: tag lists (local merged with upstream) and the catalog (local repositories).</summary>
+public sealed class TagEndpoints(
+    TagStore tags,
+    RepositoryCatalog catalog,
+    UpstreamClient upstream,
+    IOptions<RegistryOptions> options,
+    IDiagnosticContext diagnostics,
+    ILogger<TagEndpoints> logger)
 {
-    public Task ListAsync(HttpContext context, RepositoryName name)
+    public async Task ListAsync(HttpContext context, RepositoryName requested, RepositoryTarget target)
     {
-        diagnostics.Set("Repository", name.Value);
-        if (!catalog.Exists(name)) throw RegistryError.NameUnknown(name);
-        var page = Pagination.Page(context, tags.List(name), options.Value.MaxPageSize);
-        return context.Response.WriteAsJsonAsync(new { name = name.Value, tags = page }, context.RequestAborted);
+        diagnostics.Set("Repository", target.Local.Value);
+        var localExists = catalog.Exists(target.Local);
+        var merged = localExists ? tags.List(target.Local) : [];
+        var source = "local";
+        if (target.Upstream is { } upstreamRepository)
+        {
+            try
+            {
+                var remote = await upstream.GetTagsAsync(upstreamRepository, context.RequestAborted);
+                if (remote is not null)
+                {
+                    merged = merged.Union(remote).Order(StringComparer.Ordinal).ToList();
+                    source = localExists ? "local+upstream" : "upstream";
+                }
+                else if (!localExists)
+                {
+                    throw RegistryError.NameUnknown(requested);
+                }
+            }
+            catch (RegistryError e) when (localExists && e.Code == "UNAVAILABLE")
+            {
+                // The upstream being down must not hide what was pushed here.
+                logger.LogWarning("Tag list of {Repository} served without upstream tags: {Reason}", target.Local, e.Message);
+            }
+        }
+        else if (!localExists)
+        {
+            throw RegistryError.NameUnknown(requested);
+        }
+        diagnostics.Set("Source", source);
+        var page = Pagination.Page(context, merged, options.Value.MaxPageSize);
+        await context.Response.WriteAsJsonAsync(new { name = requested.Value, tags = page }, context.RequestAborted);
     }
 
     public Task CatalogAsync(HttpContext context)

@@ -2,15 +2,23 @@ using System.Text.RegularExpressions;
 using Serilog;
 using ShadowRegistry.Domain;
 using ShadowRegistry.Storage;
+using ShadowRegistry.Upstream;
 
 namespace ShadowRegistry.Api;
 
 /// <summary>Blob upload sessions: monolithic, chunked and cross-repository mount.</summary>
-public sealed partial class UploadEndpoints(UploadStore uploads, BlobLinks links, IDiagnosticContext diagnostics, ILogger<UploadEndpoints> logger)
+public sealed partial class UploadEndpoints(
+    UploadStore uploads,
+    BlobLinks links,
+    RepositoryResolver resolver,
+    UpstreamBlobFetcher fetcher,
+    IDiagnosticContext diagnostics,
+    ILogger<UploadEndpoints> logger)
 {
     /// <summary>POST: mount from another repository, upload monolithically with ?digest=, or open a session.</summary>
-    public async Task StartAsync(HttpContext context, RepositoryName name)
+    public async Task StartAsync(HttpContext context, RepositoryTarget target)
     {
+        var name = target.Local;
         diagnostics.Set("Repository", name.Value);
         var query = context.Request.Query;
         var ct = context.RequestAborted;
@@ -19,10 +27,10 @@ public sealed partial class UploadEndpoints(UploadStore uploads, BlobLinks links
         {
             var mount = RegistryRoutes.ParseDigest(mountValue.ToString());
             diagnostics.Set("Digest", mount.ToString());
-            if (RepositoryName.TryParse(query["from"].ToString(), out var from) && links.GetSize(from, mount) is not null)
+            if (RepositoryName.TryParse(query["from"].ToString(), out var fromName) && await MountableAsync(resolver.Resolve(fromName, query["ns"]), mount, ct))
             {
                 await links.LinkAsync(name, mount, ct);
-                logger.LogInformation("Mounted {Digest} from {From} into {Repository}", mount, from, name);
+                logger.LogInformation("Mounted {Digest} from {From} into {Repository}", mount, fromName, name);
                 BlobCreated(context.Response, name, mount);
                 return;
             }
@@ -54,10 +62,30 @@ public sealed partial class UploadEndpoints(UploadStore uploads, BlobLinks links
         context.Response.StatusCode = StatusCodes.Status202Accepted;
     }
 
-    /// <summary>PATCH: append one chunk, which must continue exactly where the upload stands.</summary>
-    public async Task PatchAsync(HttpContext context, RepositoryName name, string id)
+    /// <summary>
+    /// A blob can be mounted from a repository that holds it locally, or from one that exists only upstream: then
+    /// it is fetched through, verified and committed locally first.
+    /// </summary>
+    private async Task<bool> MountableAsync(RepositoryTarget from, Digest digest, CancellationToken cancellationToken)
     {
-        var session = await FindAsync(context, name, id);
+        if (links.GetSize(from.Local, digest) is not null || links.GetCachedSize(from.Local, digest) is not null) return true;
+        if (from.Upstream is null) return false;
+        try
+        {
+            await fetcher.FetchAsync(from.Upstream, digest, cancellationToken);
+            return true;
+        }
+        catch (RegistryError e)
+        {
+            logger.LogInformation("Mount of {Digest} from {From} not possible: {Reason}", digest, from.Upstream, e.Message);
+            return false;
+        }
+    }
+
+    /// <summary>PATCH: append one chunk, which must continue exactly where the upload stands.</summary>
+    public async Task PatchAsync(HttpContext context, RepositoryTarget target, string id)
+    {
+        var session = await FindAsync(context, target.Local, id);
         var rangeStart = ParseContentRange(context.Request, uploads.Size(session));
         var size = await uploads.AppendAsync(session, context.Request.Body, rangeStart, context.Request.ContentLength, context.RequestAborted);
         SessionHeaders(context.Response, session, size);
@@ -65,8 +93,9 @@ public sealed partial class UploadEndpoints(UploadStore uploads, BlobLinks links
     }
 
     /// <summary>PUT ?digest=: append the optional last chunk, verify and commit. Returns only once the blob is readable.</summary>
-    public async Task FinishAsync(HttpContext context, RepositoryName name, string id)
+    public async Task FinishAsync(HttpContext context, RepositoryTarget target, string id)
     {
+        var name = target.Local;
         var session = await FindAsync(context, name, id);
         var digestValue = context.Request.Query["digest"].ToString();
         if (digestValue.Length == 0) throw RegistryError.DigestInvalid("the digest query parameter is required to finish an upload");
@@ -79,15 +108,17 @@ public sealed partial class UploadEndpoints(UploadStore uploads, BlobLinks links
     }
 
     /// <summary>GET: where the upload stands, so a client can resume.</summary>
-    public async Task StatusAsync(HttpContext context, RepositoryName name, string id)
+    public async Task StatusAsync(HttpContext context, RepositoryTarget target, string id)
     {
+        var name = target.Local;
         var session = await FindAsync(context, name, id);
         SessionHeaders(context.Response, session, uploads.Size(session));
         context.Response.StatusCode = StatusCodes.Status204NoContent;
     }
 
-    public async Task CancelAsync(HttpContext context, RepositoryName name, string id)
+    public async Task CancelAsync(HttpContext context, RepositoryTarget target, string id)
     {
+        var name = target.Local;
         var session = await FindAsync(context, name, id);
         uploads.Cancel(session);
         context.Response.StatusCode = StatusCodes.Status204NoContent;

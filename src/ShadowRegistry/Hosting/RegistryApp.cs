@@ -4,6 +4,7 @@ using ShadowRegistry.Api;
 using ShadowRegistry.Configuration;
 using ShadowRegistry.Manifests;
 using ShadowRegistry.Storage;
+using ShadowRegistry.Upstream;
 
 namespace ShadowRegistry.Hosting;
 
@@ -39,7 +40,9 @@ public static class RegistryApp
             .Bind(builder.Configuration.GetSection(RegistryOptions.Section))
             .Validate(o => o.MaxManifestBytes > 0 && o.MaxPageSize > 0, "MaxManifestBytes and MaxPageSize must be positive")
             .ValidateOnStart();
+        builder.Services.AddOptions<ShadowOptions>().Bind(builder.Configuration.GetSection(ShadowOptions.Section));
         AddStorage(builder.Services);
+        AddUpstream(builder.Services);
         AddApi(builder.Services);
 
         var app = builder.Build();
@@ -66,6 +69,39 @@ public static class RegistryApp
         services.AddSingleton<ReferrerIndex>();
         services.AddSingleton<RepositoryCatalog>();
         services.AddSingleton<ManifestService>();
+    }
+
+    private static void AddUpstream(IServiceCollection services)
+    {
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton<RepositoryResolver>();
+        services.AddSingleton<UpstreamResilience>();
+        services.AddSingleton<UpstreamTokenProvider>();
+        services.AddSingleton<UpstreamManifestCache>();
+        services.AddSingleton<UpstreamClient>();
+        services.AddSingleton<UpstreamManifests>();
+        services.AddSingleton<UpstreamReferences>();
+        services.AddSingleton<UpstreamBlobFetcher>();
+        services.AddSingleton<UpstreamBlobForwarder>();
+        services.AddTransient<UpstreamAuthHandler>();
+        services.AddHttpForwarder();
+
+        // Registry calls: auth inside the resilience policies, so a retried attempt is re-authenticated. Redirects are
+        // followed by the socket handler, which drops the Authorization header when it does.
+        services.AddHttpClient(UpstreamClient.HttpClientName, client => client.Timeout = Timeout.InfiniteTimeSpan)
+            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler
+            {
+                AllowAutoRedirect = true,
+                MaxAutomaticRedirections = 5,
+                AutomaticDecompression = System.Net.DecompressionMethods.None,
+                UseCookies = false,
+                ConnectTimeout = TimeSpan.FromSeconds(10),
+                PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+            })
+            .AddPolicyHandler((provider, request) => provider.GetRequiredService<UpstreamResilience>().For(request))
+            .AddHttpMessageHandler<UpstreamAuthHandler>();
+        services.AddHttpClient(UpstreamTokenProvider.TokenClient, client => client.Timeout = TimeSpan.FromSeconds(30))
+            .AddPolicyHandler((provider, request) => provider.GetRequiredService<UpstreamResilience>().For(request));
     }
 
     private static void AddApi(IServiceCollection services)

@@ -23,7 +23,9 @@ public sealed class ManifestService(
     ILogger<ManifestService> logger)
 {
     /// <param name="reference">A tag, or the digest the client claims the content has.</param>
-    public async Task<PushedManifest> PutAsync(RepositoryName repository, string reference, byte[] content, string? contentType, CancellationToken cancellationToken)
+    /// <param name="elsewhere">Where references missing locally may be found instead (the upstream), or null.</param>
+    public async Task<PushedManifest> PutAsync(RepositoryName repository, string reference, byte[] content, string? contentType,
+        IReferenceLookup? elsewhere, CancellationToken cancellationToken)
     {
         var (tag, claimed) = ParseReference(reference);
         var digest = Digest.Compute(claimed?.Algorithm ?? Digest.Sha256, content);
@@ -33,13 +35,17 @@ public sealed class ManifestService(
         var manifest = ManifestParser.Parse(content, contentType);
         foreach (var (blob, size) in manifest.Blobs)
         {
-            var stored = links.GetSize(repository, blob) ?? throw RegistryError.ManifestBlobUnknown(blob);
+            var stored = links.GetSize(repository, blob)
+                ?? (elsewhere is null ? null : await elsewhere.BlobSizeAsync(blob, cancellationToken))
+                ?? throw RegistryError.ManifestBlobUnknown(blob);
             if (stored != size) throw RegistryError.ManifestInvalid($"descriptor of {blob} says {size} bytes, the blob has {stored}");
         }
         foreach (var (child, size) in manifest.Manifests)
         {
-            var stored = await revisions.GetAsync(repository, child, cancellationToken) ?? throw RegistryError.ManifestBlobUnknown(child);
-            if (stored.Size != size) throw RegistryError.ManifestInvalid($"descriptor of {child} says {size} bytes, the manifest has {stored.Size}");
+            var stored = (await revisions.GetAsync(repository, child, cancellationToken))?.Size
+                ?? (elsewhere is null ? null : await elsewhere.ManifestSizeAsync(child, cancellationToken))
+                ?? throw RegistryError.ManifestBlobUnknown(child);
+            if (stored != size) throw RegistryError.ManifestInvalid($"descriptor of {child} says {size} bytes, the manifest has {stored}");
         }
 
         await blobs.PutAsync(content, digest, cancellationToken);

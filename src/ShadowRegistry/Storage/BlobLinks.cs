@@ -16,5 +16,12 @@ public sealed class BlobLinks(StorageLayout layout, BlobStore blobs)
         return blobs.GetSize(digest);
     }
 
+    /// <summary>Records a verified pulled-through blob as cached for this repository's upstream.</summary>
+    public Task CacheAsync(RepositoryName repository, Digest digest, CancellationToken cancellationToken) =>
+        AtomicFile.WriteAllBytesAsync(layout.CacheLink(repository, digest), Encoding.ASCII.GetBytes(digest.ToString()), cancellationToken);
+
+    public long? GetCachedSize(RepositoryName repository, Digest digest) =>
+        File.Exists(layout.CacheLink(repository, digest)) ? blobs.GetSize(digest) : null;
+
     public bool Unlink(RepositoryName repository, Digest digest) => AtomicFile.TryDelete(layout.LayerLink(repository, digest));
 }

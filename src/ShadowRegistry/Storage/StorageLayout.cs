@@ -37,6 +37,9 @@ public sealed class StorageLayout
 
     public string LayerLink(RepositoryName name, Digest digest) => Path.Combine(Repository(name), "_layers", digest.Algorithm, digest.Hex);
 
+    /// <summary>A blob pulled through from upstream and kept: served like a local blob but not part of the local repository.</summary>
+    public string CacheLink(RepositoryName name, Digest digest) => Path.Combine(Repository(name), "_cache", digest.Algorithm, digest.Hex);
+
     public string ManifestRevision(RepositoryName name, Digest digest) =>
         Path.Combine(Repository(name), "_manifests", "revisions", digest.Algorithm, digest.Hex);
 
