@@ -1,0 +1,75 @@
+using Microsoft.Extensions.Options;
+using ShadowRegistry.Auth;
+
+namespace ShadowRegistry.Tests.Auth;
+
+public sealed class PasswordHashTests
+{
+    [Fact]
+    public void HashVerifiesItsPasswordOnly()
+    {
+        var hash = PasswordHash.Hash("correct horse", iterations: 1000);
+        Assert.True(PasswordHash.Verify("correct horse", hash));
+        Assert.False(PasswordHash.Verify("correct horse ", hash));
+        Assert.False(PasswordHash.Verify("Correct horse", hash));
+        Assert.False(PasswordHash.Verify("", hash));
+    }
+
+    [Fact]
+    public void HashIsSelfDescribingSaltedAndHasNoShellSpecialCharacters()
+    {
+        var first = PasswordHash.Hash("same", iterations: 1234);
+        var second = PasswordHash.Hash("same", iterations: 1234);
+        Assert.NotEqual(first, second);
+        var parts = first.Split(':');
+        Assert.Equal(["pbkdf2-sha256", "1234"], parts[..2]);
+        Assert.Equal(4, parts.Length);
+        Assert.DoesNotContain('$', first);
+        Assert.DoesNotContain('"', first);
+        Assert.DoesNotContain("same", first);
+        Assert.True(PasswordHash.IsWellFormed(first));
+    }
+
+    [Fact]
+    public void DefaultHashUsesTheRecommendedIterationCount()
+    {
+        var hash = PasswordHash.Hash("pw");
+        Assert.StartsWith($"pbkdf2-sha256:{PasswordHash.DefaultIterations}:", hash);
+        Assert.True(PasswordHash.Verify("pw", hash));
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("plain-password")]
+    [InlineData("pbkdf2-sha256:1000:c2FsdHNhbHQ")]
+    [InlineData("pbkdf2-sha1:1000:c2FsdHNhbHRzYWx0:aGFzaGhhc2hoYXNoaGFzaA")]
+    [InlineData("pbkdf2-sha256:10:c2FsdHNhbHRzYWx0:aGFzaGhhc2hoYXNoaGFzaA")]
+    [InlineData("pbkdf2-sha256:1000:!!!:aGFzaGhhc2hoYXNoaGFzaA")]
+    [InlineData("$pbkdf2-sha256$1000$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA")]
+    public void MalformedHashesNeverVerify(string hash)
+    {
+        Assert.False(PasswordHash.IsWellFormed(hash));
+        Assert.False(PasswordHash.Verify("anything", hash));
+    }
+
+    [Fact]
+    public async Task CredentialVerifierAcceptsTheRightPasswordAndSharesConcurrentChecks()
+    {
+        var options = Options.Create(new AuthOptions
+        {
+            Users = [new AuthUser { Name = "gate", PasswordHash = PasswordHash.Hash("pw"), Role = "write" }],
+        });
+        var verifier = new CredentialVerifier(options, TimeProvider.System);
+
+        // 50 simultaneous logins with a full-strength hash: one computation, not fifty (this would take ~10 s otherwise).
+        var started = DateTime.UtcNow;
+        var results = await Task.WhenAll(Enumerable.Range(0, 50).Select(_ => Task.Run(() => verifier.VerifyAsync("gate", "pw"))));
+        Assert.All(results, user => Assert.Equal("gate", user?.Name));
+        Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(5), $"50 concurrent logins took {DateTime.UtcNow - started}");
+
+        Assert.Null(await verifier.VerifyAsync("gate", "wrong"));
+        Assert.Null(await verifier.VerifyAsync("Gate", "pw"));
+        Assert.Null(await verifier.VerifyAsync("nobody", "pw"));
+        Assert.Equal("gate", (await verifier.VerifyAsync("gate", "pw"))?.Name);
+    }
+}
