@@ -53,6 +53,27 @@ public sealed class PasswordHashTests
     }
 
     [Fact]
+    public void HashPasswordCommandReadsTheFirstLineOfStdinAndPrintsAHash()
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        var code = HashPasswordCommand.Run(["--iterations", "1000"], new StringReader("s3cret pass\nignored\n"), output, error, interactive: false);
+        Assert.Equal(0, code);
+        var hash = output.ToString().Trim();
+        Assert.StartsWith("pbkdf2-sha256:1000:", hash);
+        Assert.True(PasswordHash.Verify("s3cret pass", hash));
+        Assert.DoesNotContain("s3cret", output.ToString() + error);
+    }
+
+    [Fact]
+    public void HashPasswordCommandRefusesEmptyInputAndBadArguments()
+    {
+        Assert.Equal(1, HashPasswordCommand.Run([], new StringReader(""), new StringWriter(), new StringWriter(), interactive: false));
+        Assert.Equal(2, HashPasswordCommand.Run(["--iterations", "5"], new StringReader("pw\n"), new StringWriter(), new StringWriter(), interactive: false));
+        Assert.Equal(2, HashPasswordCommand.Run(["--bogus"], new StringReader("pw\n"), new StringWriter(), new StringWriter(), interactive: false));
+    }
+
+    [Fact]
     public async Task CredentialVerifierAcceptsTheRightPasswordAndSharesConcurrentChecks()
     {
         var options = Options.Create(new AuthOptions
