@@ -1,6 +1,7 @@
 using Serilog;
 using Serilog.Events;
 using ShadowRegistry.Api;
+using ShadowRegistry.Auth;
 using ShadowRegistry.Configuration;
 using ShadowRegistry.Manifests;
 using ShadowRegistry.Storage;
@@ -44,6 +45,7 @@ public static class RegistryApp
         AddStorage(builder.Services);
         AddUpstream(builder.Services);
         AddApi(builder.Services);
+        builder.AddRegistryAuth();
 
         var app = builder.Build();
         app.UseSerilogRequestLogging(options =>
@@ -51,6 +53,7 @@ public static class RegistryApp
             options.MessageTemplate = "{RequestMethod} {RequestPath} responded {StatusCode} in {Elapsed:0.0} ms";
         });
         app.UseMiddleware<RegistryErrorMiddleware>();
+        app.UseRegistryAuth();
         var routes = app.Services.GetRequiredService<RegistryRoutes>();
         app.Map("/v2", routes.DispatchAsync);
         app.Map("/v2/{**path}", routes.DispatchAsync);

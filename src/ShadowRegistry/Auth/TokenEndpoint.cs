@@ -1,0 +1,116 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json.Serialization;
+using Microsoft.Extensions.Options;
+using Serilog;
+using ShadowRegistry.Api;
+
+namespace ShadowRegistry.Auth;
+
+/// <summary>
+/// The built-in token server at <see cref="Challenge.TokenPath"/>:
+/// <c>GET ?service=&amp;scope=</c> with optional Basic credentials (Docker token specification), and the OAuth2
+/// <c>POST</c> form with <c>grant_type=password</c> that containerd-based clients try first. Answers
+/// <c>{"token","access_token","expires_in","issued_at"}</c> granting the part of the requested scopes the caller is
+/// allowed. Refresh tokens are not issued; clients fall back to the password grant or to GET.
+/// </summary>
+public sealed class TokenEndpoint(
+    IOptions<AuthOptions> options,
+    CredentialVerifier verifier,
+    AccessPolicy policy,
+    TokenService tokens,
+    IDiagnosticContext diagnostics,
+    ILogger<TokenEndpoint> logger)
+{
+    public async Task HandleAsync(HttpContext context)
+    {
+        var request = context.Request;
+        var (service, scopes, credentials) = request.Method == HttpMethods.Post ? await ReadFormAsync(request) : ReadQuery(request);
+
+        if (!string.IsNullOrEmpty(service) && service != options.Value.Service)
+            throw new RegistryError(400, "UNSUPPORTED", $"unknown service '{service}'; this registry's service is '{options.Value.Service}'");
+
+        var requested = AccessScope.ParseAll(scopes);
+        RegistryUser? user = null;
+        if (credentials is { } given)
+        {
+            user = await verifier.VerifyAsync(given.User, given.Password);
+            if (user is null)
+            {
+                diagnostics.Set("User", given.User);
+                logger.LogWarning("Token refused for {User}: unknown user or wrong password (requested {Scopes})", given.User, Describe(requested));
+                throw Unauthorized(request, "invalid username or password");
+            }
+        }
+        else if (!policy.AnonymousPull)
+        {
+            logger.LogInformation("Token refused to an anonymous client: this registry requires authentication (requested {Scopes})", Describe(requested));
+            throw Unauthorized(request, "authentication required");
+        }
+
+        var granted = policy.Grant(user, requested);
+        var issued = tokens.Issue(user?.Name, granted);
+        var who = user?.Name ?? "(anonymous)";
+        diagnostics.Set("User", who);
+        logger.LogInformation("Issued token to {User} granting {Granted} (requested {Scopes}, expires {Expires:O})",
+            who, Describe(granted), Describe(requested), issued.ExpiresAt);
+
+        context.Response.Headers.CacheControl = "no-store";
+        context.Response.Headers.Pragma = "no-cache";
+        await context.Response.WriteAsJsonAsync(new TokenResponse(
+            issued.Token,
+            issued.Token,
+            issued.ExpiresInSeconds,
+            issued.IssuedAt.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture)));
+    }
+
+    private RegistryError Unauthorized(HttpRequest request, string message)
+    {
+        var error = new RegistryError(401, "UNAUTHORIZED", message);
+        error.Headers["WWW-Authenticate"] = Challenge.Basic(Challenge.Realm(request, options.Value));
+        return error;
+    }
+
+    private static (string? Service, IEnumerable<string?> Scopes, (string User, string Password)? Credentials) ReadQuery(HttpRequest request) =>
+        (request.Query["service"].ToString(), request.Query["scope"].ToArray(), BasicCredentials(request));
+
+    private static async Task<(string? Service, IEnumerable<string?> Scopes, (string User, string Password)? Credentials)> ReadFormAsync(HttpRequest request)
+    {
+        if (!request.HasFormContentType)
+            throw new RegistryError(400, "UNSUPPORTED", "the token endpoint takes an application/x-www-form-urlencoded body on POST");
+        var form = await request.ReadFormAsync(request.HttpContext.RequestAborted);
+        var grantType = form["grant_type"].ToString();
+        (string User, string Password)? credentials = grantType switch
+        {
+            "password" => form["username"].ToString() is { Length: > 0 } name ? (name, form["password"].ToString()) : throw new RegistryError(400, "UNSUPPORTED", "grant_type=password needs a username"),
+            "" => BasicCredentials(request),
+            _ => throw new RegistryError(400, "UNSUPPORTED", $"grant_type '{grantType}' is not supported; use 'password' (refresh tokens are not issued)"),
+        };
+        return (form["service"].ToString(), form["scope"].ToArray(), credentials);
+    }
+
+    /// <summary>The Basic credentials of the request, null when there are none. Malformed ones count as wrong.</summary>
+    private static (string User, string Password)? BasicCredentials(HttpRequest request)
+    {
+        var header = request.Headers.Authorization.ToString();
+        if (!header.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase)) return null;
+        try
+        {
+            var decoded = Encoding.UTF8.GetString(Convert.FromBase64String(header[6..].Trim()));
+            var colon = decoded.IndexOf(':');
+            return colon < 0 ? (decoded, "") : (decoded[..colon], decoded[(colon + 1)..]);
+        }
+        catch (FormatException)
+        {
+            return ("", "");
+        }
+    }
+
+    private static string Describe(IReadOnlyList<AccessScope> scopes) => scopes.Count == 0 ? "nothing" : string.Join(' ', scopes);
+
+    private sealed record TokenResponse(
+        [property: JsonPropertyName("token")] string Token,
+        [property: JsonPropertyName("access_token")] string AccessToken,
+        [property: JsonPropertyName("expires_in")] int ExpiresIn,
+        [property: JsonPropertyName("issued_at")] string IssuedAt);
+}
