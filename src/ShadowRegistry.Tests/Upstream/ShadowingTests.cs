@@ -72,6 +72,38 @@ public sealed class ShadowingTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task UploadLocationsKeepTheClientsNameAndNamespace()
+    {
+        var content = OciHttp.RandomBytes(5000, 63);
+        using var start = await client.PostAsync("v2/team/nsup/blobs/uploads/?ns=up.test", null);
+        await start.ExpectAsync(HttpStatusCode.Accepted);
+        var location = start.Headers.Location!.ToString();
+        Assert.StartsWith("/v2/team/nsup/blobs/uploads/", location);
+        Assert.EndsWith("?ns=up.test", location);
+
+        using var patch = new HttpRequestMessage(HttpMethod.Patch, location) { Content = new ByteArrayContent(content) };
+        using var patched = await client.SendAsync(patch);
+        await patched.ExpectAsync(HttpStatusCode.Accepted);
+        using var put = await client.PutAsync($"{patched.Headers.Location}&digest={OciHttp.Sha256(content)}", null);
+        await put.ExpectAsync(HttpStatusCode.Created);
+        Assert.Equal($"/v2/team/nsup/blobs/{OciHttp.Sha256(content)}?ns=up.test", put.Headers.Location!.ToString());
+
+        // Every name form sees the blob in the one local repository.
+        using var head = await client.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"v2/up.test/team/nsup/blobs/{OciHttp.Sha256(content)}"));
+        await head.ExpectAsync(HttpStatusCode.OK);
+        Assert.Equal(0, upstream.CountRequests(_ => true));
+    }
+
+    [Fact]
+    public async Task TagListPaginationKeepsTheNamespace()
+    {
+        upstream.ServeTags("team/pages", "a", "b", "c");
+        using var response = await client.GetAsync("v2/team/pages/tags/list?ns=up.test&n=1");
+        await response.ExpectAsync(HttpStatusCode.OK);
+        Assert.Equal("</v2/team/pages/tags/list?n=1&last=a&ns=up.test>; rel=\"next\"", response.Headers.GetValues("Link").Single());
+    }
+
+    [Fact]
     public async Task BlobsFallThroughAndAreStreamed()
     {
         var content = OciHttp.RandomBytes(3 * 1024 * 1024, 52);

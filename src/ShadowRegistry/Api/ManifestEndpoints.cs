@@ -63,7 +63,7 @@ public sealed class ManifestEndpoints(
 
         var response = context.Response;
         response.StatusCode = StatusCodes.Status201Created;
-        response.Headers.Location = $"/v2/{name}/manifests/{pushed.Digest}";
+        response.Headers.Location = target.Url($"manifests/{pushed.Digest}");
         response.Headers["Docker-Content-Digest"] = pushed.Digest.ToString();
         if (pushed.Subject is { } subject) response.Headers["OCI-Subject"] = subject.ToString();
         response.ContentLength = 0;

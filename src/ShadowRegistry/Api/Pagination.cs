@@ -1,5 +1,3 @@
-using ShadowRegistry.Api;
-
 namespace ShadowRegistry.Api;
 
 /// <summary>The n/last pagination shared by the tag list and the catalog, over an ordinally sorted list.</summary>
@@ -27,7 +25,9 @@ public static class Pagination
         var page = sorted.GetRange(start, Math.Max(0, count));
         if (page.Count > 0 && start + page.Count < sorted.Count)
         {
-            var next = $"{context.Request.Path}?n={n ?? maxPageSize}&last={Uri.EscapeDataString(page[^1])}";
+            // Other parameters (containerd's ns) stay, so the next page is of the same repository.
+            var kept = query.Where(p => p.Key is not ("n" or "last")).SelectMany(p => p.Value.Select(v => $"&{Uri.EscapeDataString(p.Key)}={Uri.EscapeDataString(v ?? "")}"));
+            var next = $"{context.Request.Path}?n={n ?? maxPageSize}&last={Uri.EscapeDataString(page[^1])}{string.Concat(kept)}";
             context.Response.Headers.Link = $"<{next}>; rel=\"next\"";
         }
         return page;

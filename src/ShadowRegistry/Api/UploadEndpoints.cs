@@ -31,7 +31,7 @@ public sealed partial class UploadEndpoints(
             {
                 await links.LinkAsync(name, mount, ct);
                 logger.LogInformation("Mounted {Digest} from {From} into {Repository}", mount, fromName, name);
-                BlobCreated(context.Response, name, mount);
+                BlobCreated(context.Response, target, mount);
                 return;
             }
             // Not mountable: the spec's answer is a fresh upload session for the client to push the blob.
@@ -54,11 +54,11 @@ public sealed partial class UploadEndpoints(
                 throw;
             }
             await links.LinkAsync(name, digest, ct);
-            BlobCreated(context.Response, name, digest);
+            BlobCreated(context.Response, target, digest);
             return;
         }
 
-        SessionHeaders(context.Response, session, 0);
+        SessionHeaders(context.Response, target, session, 0);
         context.Response.StatusCode = StatusCodes.Status202Accepted;
     }
 
@@ -88,7 +88,7 @@ public sealed partial class UploadEndpoints(
         var session = await FindAsync(context, target.Local, id);
         var rangeStart = ParseContentRange(context.Request, uploads.Size(session));
         var size = await uploads.AppendAsync(session, context.Request.Body, rangeStart, context.Request.ContentLength, context.RequestAborted);
-        SessionHeaders(context.Response, session, size);
+        SessionHeaders(context.Response, target, session, size);
         context.Response.StatusCode = StatusCodes.Status202Accepted;
     }
 
@@ -104,7 +104,7 @@ public sealed partial class UploadEndpoints(
         var rangeStart = ParseContentRange(context.Request, uploads.Size(session));
         await uploads.FinishAsync(session, context.Request.Body, rangeStart, context.Request.ContentLength, digest, context.RequestAborted);
         await links.LinkAsync(name, digest, context.RequestAborted);
-        BlobCreated(context.Response, name, digest);
+        BlobCreated(context.Response, target, digest);
     }
 
     /// <summary>GET: where the upload stands, so a client can resume.</summary>
@@ -112,7 +112,7 @@ public sealed partial class UploadEndpoints(
     {
         var name = target.Local;
         var session = await FindAsync(context, name, id);
-        SessionHeaders(context.Response, session, uploads.Size(session));
+        SessionHeaders(context.Response, target, session, uploads.Size(session));
         context.Response.StatusCode = StatusCodes.Status204NoContent;
     }
 
@@ -149,18 +149,18 @@ public sealed partial class UploadEndpoints(
         return start;
     }
 
-    private static void SessionHeaders(HttpResponse response, UploadSession session, long size)
+    private static void SessionHeaders(HttpResponse response, RepositoryTarget target, UploadSession session, long size)
     {
-        response.Headers.Location = $"/v2/{session.Repository}/blobs/uploads/{session.Id}";
+        response.Headers.Location = target.Url($"blobs/uploads/{session.Id}");
         response.Headers["Docker-Upload-UUID"] = session.Id;
         response.Headers.Range = RegistryError.UploadRange(size);
         response.ContentLength = 0;
     }
 
-    private static void BlobCreated(HttpResponse response, RepositoryName name, Digest digest)
+    private static void BlobCreated(HttpResponse response, RepositoryTarget target, Digest digest)
     {
         response.StatusCode = StatusCodes.Status201Created;
-        response.Headers.Location = $"/v2/{name}/blobs/{digest}";
+        response.Headers.Location = target.Url($"blobs/{digest}");
         response.Headers["Docker-Content-Digest"] = digest.ToString();
         response.ContentLength = 0;
     }

@@ -43,12 +43,13 @@ public sealed class RepositoryResolver
     {
         UpstreamRegistry? upstream;
         string path;
-        if (!string.IsNullOrEmpty(namespaceHint))
+        var hint = string.IsNullOrEmpty(namespaceHint) ? null : namespaceHint;
+        if (hint is not null)
         {
-            if (!upstreams.TryGetValue(namespaceHint, out upstream))
+            if (!upstreams.TryGetValue(hint, out upstream))
             {
                 // An ns we do not know: keep it apart locally, with nothing to fall through to.
-                return new RepositoryTarget(Local($"{namespaceHint}/{name.Value}"), null);
+                return new RepositoryTarget(Local($"{hint}/{name.Value}"), null, name, hint);
             }
             path = name.Value;
         }
@@ -57,10 +58,10 @@ public sealed class RepositoryResolver
             var slash = name.Value.IndexOf('/');
             if (slash > 0 && upstreams.TryGetValue(name.Value[..slash], out upstream)) path = name.Value[(slash + 1)..];
             else if (defaultUpstream is not null) (upstream, path) = (defaultUpstream, name.Value);
-            else return new RepositoryTarget(name, null);
+            else return new RepositoryTarget(name, null, name, null);
         }
         if (upstream.OfficialImagesPrefix && !path.Contains('/')) path = $"library/{path}";
-        return new RepositoryTarget(Local($"{upstream.Name}/{path}"), new UpstreamRepository(upstream, path));
+        return new RepositoryTarget(Local($"{upstream.Name}/{path}"), new UpstreamRepository(upstream, path), name, hint);
     }
 
     private static RepositoryName Local(string value) =>

@@ -3,10 +3,20 @@ using ShadowRegistry.Domain;
 namespace ShadowRegistry.Upstream;
 
 /// <summary>
-/// What a request's repository means: the local repository every form of the name maps to, and the upstream
-/// repository it shadows (null for a purely local name).
+/// What a request's repository means: the local repository every form of the name maps to, the upstream
+/// repository it shadows (null for a purely local name), and the name and ns hint as the client wrote them.
 /// </summary>
-public sealed record RepositoryTarget(RepositoryName Local, UpstreamRepository? Upstream)
+public sealed record RepositoryTarget(RepositoryName Local, UpstreamRepository? Upstream, RepositoryName Requested, string? Namespace)
 {
+    /// <summary>
+    /// A URL below this repository in the client's own terms (its name and ns hint), for Location and Link headers:
+    /// following it reaches the same local repository and needs no access beyond what the client asked for.
+    /// </summary>
+    public string Url(string suffix)
+    {
+        var url = $"/v2/{Requested.Value}/{suffix}";
+        return Namespace is null ? url : $"{url}{(suffix.Contains('?') ? '&' : '?')}ns={Uri.EscapeDataString(Namespace)}";
+    }
+
     public override string ToString() => Local.Value;
 }
