@@ -21,7 +21,7 @@ public sealed class ContainerToolSandbox : IAsyncDisposable
         RunRoot = scratch.Folder("run");
         TempDir = scratch.Folder("tmp");
         PolicyPath = Path.Combine(config, "policy.json");
-        var registriesConf = Path.Combine(config, "registries.conf");
+        var registriesConf = RegistriesConfPath = Path.Combine(config, "registries.conf");
         var containersConf = Path.Combine(config, "containers.conf");
         var storageConf = Path.Combine(config, "storage.conf");
         var authFile = Path.Combine(config, "auth.json");
@@ -74,17 +74,46 @@ public sealed class ContainerToolSandbox : IAsyncDisposable
 
     public string PolicyPath { get; }
 
+    /// <summary>The sandbox's registries.conf (CONTAINERS_REGISTRIES_CONF); see <see cref="UseMirror"/>.</summary>
+    public string RegistriesConfPath { get; }
+
     public IReadOnlyDictionary<string, string?> Environment { get; }
+
+    /// <summary>
+    /// Rewrites registries.conf so that images under <paramref name="prefix"/> (e.g. "upstream.test") are pulled from the
+    /// plain-HTTP mirror <paramref name="mirror"/> (e.g. "127.0.0.1:5000") first, for tags as well as digests. The
+    /// registry itself keeps its own location, so a pull that succeeds when that host does not resolve was served by
+    /// the mirror. Still no search registries.
+    /// </summary>
+    public void UseMirror(string prefix, string mirror)
+    {
+        File.WriteAllText(RegistriesConfPath, $$"""
+            # Written by the ShadowRegistry end-to-end tests: no search registries; {{prefix}} is pulled through a mirror.
+            unqualified-search-registries = []
+
+            [[registry]]
+            prefix = "{{prefix}}"
+            location = "{{prefix}}"
+
+            [[registry.mirror]]
+            location = "{{mirror}}"
+            insecure = true
+            """);
+    }
 
     /// <summary>A new folder inside the sandbox (removed with it).</summary>
     public string Folder(params string[] parts) => scratch.Folder(parts);
 
     public string FilePath(params string[] parts) => scratch.FilePath(parts);
 
-    /// <summary>skopeo with the sandbox's policy and configuration. Pass TLS options per command.</summary>
+    /// <summary>
+    /// skopeo with the sandbox's policy and configuration, registries.conf included (mirrors, see <see cref="UseMirror"/>).
+    /// skopeo 1.9 ignores CONTAINERS_REGISTRIES_CONF and would read /etc/containers/registries.conf; its hidden global
+    /// --registries-conf flag is what points it at ours. Pass TLS options per command.
+    /// </summary>
     public ExternalTool Skopeo(ITestOutputHelper? output = null) => new("skopeo", output)
     {
-        BaseArguments = ["--policy", PolicyPath, "--registries.d", Folder("registries.d"), "--tmpdir", TempDir],
+        BaseArguments = ["--policy", PolicyPath, "--registries.d", Folder("registries.d"), "--registries-conf", RegistriesConfPath, "--tmpdir", TempDir],
         Environment = Environment,
         WorkingDirectory = Root,
     };
