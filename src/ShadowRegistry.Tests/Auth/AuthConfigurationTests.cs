@@ -104,4 +104,12 @@ public sealed class AuthConfigurationTests
         Assert.Contains("the name is used twice", message);
         Assert.Contains("at least 32 bytes", message);
     }
+
+    [Fact]
+    public void UnreadableTlsCertificateStopsTheRegistryAtStartup()
+    {
+        var error = Assert.Throws<InvalidOperationException>(() => RegistryApp.Build(
+            ["--Registry:Tls:CertificatePath", "/nonexistent/server.crt", "--Registry:Tls:KeyPath", "/nonexistent/server.key"]));
+        Assert.Contains("Registry:Tls", error.Message);
+    }
 }

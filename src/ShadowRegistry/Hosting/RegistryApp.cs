@@ -46,6 +46,7 @@ public static class RegistryApp
         AddUpstream(builder.Services);
         AddApi(builder.Services);
         builder.AddRegistryAuth();
+        builder.AddRegistryTls();
 
         var app = builder.Build();
         app.UseSerilogRequestLogging(options =>
