@@ -3,6 +3,7 @@ using Serilog;
 using ShadowRegistry.Configuration;
 using ShadowRegistry.Domain;
 using ShadowRegistry.Manifests;
+using ShadowRegistry.Storage;
 using ShadowRegistry.Upstream;
 
 namespace ShadowRegistry.Api;
@@ -84,16 +85,9 @@ public sealed class ManifestEndpoints(
     private static async Task<byte[]> ReadLimitedAsync(HttpRequest request, int limit, CancellationToken cancellationToken)
     {
         if (request.ContentLength > limit) throw TooLarge(limit);
-        var buffer = new MemoryStream();
-        var chunk = new byte[16 * 1024];
-        int read;
-        while ((read = await request.Body.ReadAsync(chunk, cancellationToken)) > 0)
-        {
-            if (buffer.Length + read > limit) throw TooLarge(limit);
-            buffer.Write(chunk, 0, read);
-        }
-        if (request.ContentLength is { } length && length != buffer.Length) throw RegistryError.SizeInvalid($"received {buffer.Length} bytes, expected {length}");
-        return buffer.ToArray();
+        var content = await StreamCopy.ReadLimitedAsync(request.Body, limit, cancellationToken) ?? throw TooLarge(limit);
+        if (request.ContentLength is { } length && length != content.Length) throw RegistryError.SizeInvalid($"received {content.Length} bytes, expected {length}");
+        return content;
     }
 
     private static RegistryError TooLarge(int limit) => RegistryError.ManifestInvalid($"manifest exceeds the limit of {limit} bytes", StatusCodes.Status413PayloadTooLarge);

@@ -44,4 +44,18 @@ internal static class StreamCopy
             ArrayPool<byte>.Shared.Return(buffer);
         }
     }
+
+    /// <summary>Reads a small body whole (manifests), or returns null as soon as it passes <paramref name="limit"/> bytes.</summary>
+    public static async Task<byte[]?> ReadLimitedAsync(Stream source, int limit, CancellationToken cancellationToken)
+    {
+        using var buffer = new MemoryStream();
+        var chunk = new byte[16 * 1024];
+        int read;
+        while ((read = await source.ReadAsync(chunk, cancellationToken)) > 0)
+        {
+            if (buffer.Length + read > limit) return null;
+            buffer.Write(chunk, 0, read);
+        }
+        return buffer.ToArray();
+    }
 }

@@ -139,22 +139,15 @@ public sealed class UpstreamClient(IHttpClientFactory clients, IOptions<Registry
 
     private static async Task<byte[]> ReadLimitedAsync(Stream body, int limit, UpstreamRepository repository, CancellationToken cancellationToken)
     {
-        using var buffer = new MemoryStream();
-        var chunk = new byte[16 * 1024];
-        int read;
         try
         {
-            while ((read = await body.ReadAsync(chunk, cancellationToken)) > 0)
-            {
-                if (buffer.Length + read > limit) throw UpstreamErrors.BadContent(repository.Registry, "manifest exceeds the size limit");
-                buffer.Write(chunk, 0, read);
-            }
+            return await StreamCopy.ReadLimitedAsync(body, limit, cancellationToken)
+                ?? throw UpstreamErrors.BadContent(repository.Registry, "manifest exceeds the size limit");
         }
         catch (Exception e) when (e is HttpRequestException or IOException && !cancellationToken.IsCancellationRequested)
         {
             throw UpstreamErrors.BadContent(repository.Registry, $"manifest download broke off: {e.Message}");
         }
-        return buffer.ToArray();
     }
 
     /// <summary>The next page's path relative to the repository, from a Link header, if it stays in this repository.</summary>
