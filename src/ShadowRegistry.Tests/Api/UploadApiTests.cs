@@ -201,3 +201,41 @@ public sealed class UploadApiTests(RegistryServerFixture fixture) : IClassFixtur
         Assert.False(File.Exists(Path.Combine(fixture.Server.StorageRoot, "blobs", "sha256", digest[7..9], digest[7..])));
     }
 }
+
+public sealed class AbandonedUploadTests
+{
+    [Fact]
+    public async Task IdleSessionsAreRemovedAndActiveOnesKept()
+    {
+        await using var server = await RegistryServer.StartAsync("--Registry:UploadExpiry", "00:10:00", "--Registry:UploadCleanupInterval", "00:00:00.100");
+        using var client = server.CreateClient();
+        using var abandoned = await client.PostAsync("v2/janitor/app/blobs/uploads/", null);
+        await abandoned.ExpectAsync(HttpStatusCode.Accepted);
+        using var active = await client.PostAsync("v2/janitor/app/blobs/uploads/", null);
+        await active.ExpectAsync(HttpStatusCode.Accepted);
+
+        // Age the abandoned session and a leftover temporary file past the expiry, rather than waiting for it.
+        var longAgo = DateTime.UtcNow - TimeSpan.FromHours(1);
+        var abandonedId = abandoned.Headers.Location!.ToString().Split('/')[^1];
+        File.SetLastWriteTimeUtc(Path.Combine(server.StorageRoot, "uploads", abandonedId, "data"), longAgo);
+        var stale = Path.Combine(server.StorageRoot, "tmp", "leftover");
+        await File.WriteAllBytesAsync(stale, [1]);
+        File.SetLastWriteTimeUtc(stale, longAgo);
+
+        HttpStatusCode idleStatus = HttpStatusCode.OK;
+        for (var i = 0; i < 50 && idleStatus != HttpStatusCode.NotFound; i++)
+        {
+            await Task.Delay(100);
+            using var status = await client.GetAsync(abandoned.Headers.Location);
+            idleStatus = status.StatusCode;
+        }
+        Assert.Equal(HttpStatusCode.NotFound, idleStatus);
+        Assert.False(File.Exists(stale));
+
+        var content = OciHttp.RandomBytes(100, 1);
+        using var patch = new HttpRequestMessage(HttpMethod.Patch, active.Headers.Location) { Content = new ByteArrayContent(content) };
+        using (var patched = await client.SendAsync(patch)) await patched.ExpectAsync(HttpStatusCode.Accepted);
+        using var put = await client.PutAsync(OciHttp.WithQuery(active.Headers.Location!, $"digest={OciHttp.Sha256(content)}"), null);
+        await put.ExpectAsync(HttpStatusCode.Created);
+    }
+}

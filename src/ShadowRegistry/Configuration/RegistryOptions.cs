@@ -13,4 +13,10 @@ public sealed class RegistryOptions
 
     /// <summary>Default and largest page size for tag lists and the catalog.</summary>
     public int MaxPageSize { get; set; } = 10_000;
+
+    /// <summary>Upload sessions idle this long are abandoned and removed, with leftover temporary files.</summary>
+    public TimeSpan UploadExpiry { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>How often abandoned uploads are looked for.</summary>
+    public TimeSpan UploadCleanupInterval { get; set; } = TimeSpan.FromMinutes(15);
 }

@@ -40,6 +40,7 @@ public static class RegistryApp
         builder.Services.AddOptions<RegistryOptions>()
             .Bind(builder.Configuration.GetSection(RegistryOptions.Section))
             .Validate(o => o.MaxManifestBytes > 0 && o.MaxPageSize > 0, "MaxManifestBytes and MaxPageSize must be positive")
+            .Validate(o => o.UploadExpiry > TimeSpan.Zero && o.UploadCleanupInterval > TimeSpan.Zero, "UploadExpiry and UploadCleanupInterval must be positive")
             .ValidateOnStart();
         builder.Services.AddOptions<ShadowOptions>().Bind(builder.Configuration.GetSection(ShadowOptions.Section));
         AddStorage(builder.Services);
@@ -67,6 +68,7 @@ public static class RegistryApp
         services.AddSingleton<BlobStore>();
         services.AddSingleton<UploadHashStates>();
         services.AddSingleton<UploadStore>();
+        services.AddHostedService<UploadJanitor>();
         services.AddSingleton<BlobLinks>();
         services.AddSingleton<TagStore>();
         services.AddSingleton<ManifestRevisions>();

@@ -8,5 +8,7 @@ public sealed record UploadSession(string Id, RepositoryName Repository, string 
     public string DataPath => Path.Combine(Directory, "data");
 
     /// <summary>Present while the session is live; removed first when it completes or is cancelled.</summary>
-    public string InfoPath => Path.Combine(Directory, "repository");
+    public string InfoPath => Path.Combine(Directory, InfoFileName);
+
+    public const string InfoFileName = "repository";
 }

@@ -99,13 +99,51 @@ public sealed partial class UploadStore(StorageLayout layout, BlobStore blobs, U
         logger.LogInformation("Cancelled upload {UploadId} to {Repository}", session.Id, session.Repository);
     }
 
-    private void End(UploadSession session)
+    /// <summary>
+    /// Removes sessions nobody wrote to for <paramref name="expiry"/> and temporary files as old; a session busy
+    /// right now is skipped. Returns how many sessions were removed.
+    /// </summary>
+    public int PurgeAbandoned(TimeSpan expiry)
     {
-        AtomicFile.TryDelete(session.InfoPath);
-        hashStates.Forget(session.Id);
+        var cutoff = DateTime.UtcNow - expiry;
+        var purged = 0;
+        foreach (var directory in Directory.EnumerateDirectories(layout.UploadsRoot))
+        {
+            var id = Path.GetFileName(directory);
+            var data = new FileInfo(Path.Combine(directory, "data"));
+            var lastWrite = data.Exists ? data.LastWriteTimeUtc : Directory.GetLastWriteTimeUtc(directory);
+            if (lastWrite > cutoff) continue;
+            try
+            {
+                using (new FileStream(data.FullName, FileMode.Open, FileAccess.ReadWrite, FileShare.None)) { }
+            }
+            catch (FileNotFoundException)
+            {
+                // Half-created or half-ended: nothing is writing to it.
+            }
+            catch (IOException)
+            {
+                continue; // a request holds it right now
+            }
+            End(id, directory);
+            purged++;
+            logger.LogInformation("Removed abandoned upload {UploadId}, idle since {LastWrite:u}", id, lastWrite);
+        }
+        foreach (var temp in Directory.EnumerateFiles(layout.TempRoot))
+            if (File.GetLastWriteTimeUtc(temp) <= cutoff) AtomicFile.TryDelete(temp);
+        return purged;
+    }
+
+    private void End(UploadSession session) => End(session.Id, session.Directory);
+
+    /// <summary>Ends a session: its marker goes first, so a writer that still holds the file finds it gone.</summary>
+    private void End(string id, string directory)
+    {
+        AtomicFile.TryDelete(Path.Combine(directory, UploadSession.InfoFileName));
+        hashStates.Forget(id);
         try
         {
-            Directory.Delete(session.Directory, recursive: true);
+            Directory.Delete(directory, recursive: true);
         }
         catch (DirectoryNotFoundException)
         {
@@ -113,7 +151,7 @@ public sealed partial class UploadStore(StorageLayout layout, BlobStore blobs, U
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            logger.LogWarning(e, "Could not remove upload folder {UploadId}", session.Id);
+            logger.LogWarning(e, "Could not remove upload folder {UploadId}", id);
         }
     }
 
