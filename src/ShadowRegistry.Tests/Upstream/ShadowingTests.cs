@@ -217,6 +217,26 @@ public sealed class ShadowingTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ConcurrentPullsOfOneUpstreamTagMakeOneUpstreamRequest()
+    {
+        await using var uncached = await RegistryServer.StartAsync(upstream.RegistryArgs("--Shadow:ManifestTagCacheTtl", "00:00:00"));
+        using var uncachedClient = uncached.CreateClient();
+        var remote = FakeUpstream.Image(64);
+        upstream.Server.Given(Request.Create().WithPath("/v2/team/popular/manifests/v1").UsingGet())
+            .RespondWith(Response.Create().WithStatusCode(200).WithDelay(TimeSpan.FromMilliseconds(500))
+                .WithHeader("Content-Type", OciHttp.OciManifest).WithBody(remote.Manifest));
+        var pulls = Enumerable.Range(0, 20).Select(async _ =>
+        {
+            using var response = await uncachedClient.GetAsync("v2/team/popular/manifests/v1");
+            await response.ExpectAsync(HttpStatusCode.OK);
+            Assert.Equal(remote.Manifest, await response.Content.ReadAsByteArrayAsync());
+        });
+        await Task.WhenAll(pulls);
+        // Docker Hub counts every manifest GET against the pull limit: a burst of CI jobs must cost one.
+        Assert.Equal(1, upstream.CountRequests(r => r.Path == "/v2/team/popular/manifests/v1"));
+    }
+
+    [Fact]
     public async Task HeadUsesUpstreamHeadOnly()
     {
         var remote = FakeUpstream.Image(61);

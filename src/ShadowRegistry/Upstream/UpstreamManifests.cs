@@ -1,14 +1,18 @@
 namespace ShadowRegistry.Upstream;
 
-/// <summary>Upstream manifest reads through the in-memory cache.</summary>
+/// <summary>Upstream manifest reads through the in-memory cache, concurrent identical reads collapsed into one.</summary>
 public sealed class UpstreamManifests(UpstreamClient upstream, UpstreamManifestCache cache)
 {
+    private readonly SingleFlight<(string Repository, string Reference, bool Head, string Accept), UpstreamManifest?> inFlight = new();
+
     /// <summary>The manifest and where it came from ("cache" or "upstream"), or (null, _) when the upstream lacks it.</summary>
     public async Task<(UpstreamManifest? Manifest, string Source)> GetAsync(UpstreamRepository repository, string reference, bool headOnly,
         HttpRequest request, CancellationToken cancellationToken)
     {
         if (cache.Get(repository, reference) is { } cached && Api.ManifestEndpoints.Accepts(request, cached.MediaType)) return (cached, "cache");
-        var manifest = await upstream.GetManifestAsync(repository, reference, headOnly, UpstreamClient.AcceptedTypes(request), cancellationToken);
+        var accept = UpstreamClient.AcceptedTypes(request);
+        var key = (repository.ToString(), reference, headOnly, string.Join(',', accept));
+        var manifest = await inFlight.RunAsync(key, () => upstream.GetManifestAsync(repository, reference, headOnly, accept, CancellationToken.None), cancellationToken);
         if (manifest is not null) cache.Put(repository, reference, manifest);
         return (manifest, "upstream");
     }

@@ -19,7 +19,7 @@ public sealed partial class UpstreamTokenProvider(IHttpClientFactory httpClientF
     private sealed record CachedCredential(AuthenticationHeaderValue Header, DateTimeOffset ExpiresAt);
 
     private readonly ConcurrentDictionary<(string Upstream, string Scope), CachedCredential> cache = new();
-    private readonly ConcurrentDictionary<(string Upstream, string Scope), Lazy<Task<CachedCredential?>>> inFlight = new();
+    private readonly SingleFlight<(string Upstream, string Scope), CachedCredential?> inFlight = new();
 
     /// <summary>The credential to send proactively, when one is cached and still valid.</summary>
     public AuthenticationHeaderValue? GetCached(UpstreamRegistry upstream, string scope) =>
@@ -34,18 +34,10 @@ public sealed partial class UpstreamTokenProvider(IHttpClientFactory httpClientF
         var challenge = responseHeaders.TryGetValues("WWW-Authenticate", out var values) ? values.FirstOrDefault() : null;
         if (challenge is null) return null;
         var key = (upstream.Name, scope);
-        // Shared by every waiter, so not tied to the first caller's cancellation; the token client's own timeout bounds it.
-        var fetch = inFlight.GetOrAdd(key, _ => new Lazy<Task<CachedCredential?>>(() => FetchAsync(upstream, scope, challenge, CancellationToken.None)));
-        try
-        {
-            var credential = await fetch.Value.WaitAsync(cancellationToken);
-            if (credential is not null) cache[key] = credential;
-            return credential?.Header;
-        }
-        finally
-        {
-            inFlight.TryRemove(new KeyValuePair<(string, string), Lazy<Task<CachedCredential?>>>(key, fetch));
-        }
+        // The token client's own timeout bounds the shared request.
+        var credential = await inFlight.RunAsync(key, () => FetchAsync(upstream, scope, challenge, CancellationToken.None), cancellationToken);
+        if (credential is not null) cache[key] = credential;
+        return credential?.Header;
     }
 
     private async Task<CachedCredential?> FetchAsync(UpstreamRegistry upstream, string scope, string challenge, CancellationToken cancellationToken)

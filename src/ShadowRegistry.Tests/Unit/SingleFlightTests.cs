@@ -1,0 +1,55 @@
+using ShadowRegistry.Upstream;
+
+namespace ShadowRegistry.Tests.Unit;
+
+public sealed class SingleFlightTests
+{
+    [Fact]
+    public async Task ConcurrentCallsShareOneRunAndLaterCallsRunAgain()
+    {
+        var flight = new SingleFlight<string, int>();
+        var runs = 0;
+        var release = new TaskCompletionSource();
+        async Task<int> Work()
+        {
+            Interlocked.Increment(ref runs);
+            await release.Task;
+            return runs;
+        }
+
+        var waiters = Enumerable.Range(0, 20).Select(_ => flight.RunAsync("k", Work, CancellationToken.None)).ToArray();
+        release.SetResult();
+        Assert.All(await Task.WhenAll(waiters), value => Assert.Equal(1, value));
+
+        Assert.Equal(2, await flight.RunAsync("k", Work, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task ACancelledWaiterDoesNotCancelTheOthers()
+    {
+        var flight = new SingleFlight<string, string>();
+        var release = new TaskCompletionSource();
+        async Task<string> Work()
+        {
+            await release.Task;
+            return "done";
+        }
+        using var cancel = new CancellationTokenSource();
+        var impatient = flight.RunAsync("k", Work, cancel.Token);
+        var patient = flight.RunAsync("k", Work, CancellationToken.None);
+        cancel.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => impatient);
+        release.SetResult();
+        Assert.Equal("done", await patient);
+    }
+
+    [Fact]
+    public async Task FailuresReachEveryWaiterAndAreNotKept()
+    {
+        var flight = new SingleFlight<int, int>();
+        var attempt = 0;
+        Task<int> Work() => ++attempt == 1 ? Task.FromException<int>(new InvalidOperationException("boom")) : Task.FromResult(attempt);
+        await Assert.ThrowsAsync<InvalidOperationException>(() => flight.RunAsync(1, Work, CancellationToken.None));
+        Assert.Equal(2, await flight.RunAsync(1, Work, CancellationToken.None));
+    }
+}

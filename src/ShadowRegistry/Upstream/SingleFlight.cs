@@ -1,0 +1,30 @@
+using System.Collections.Concurrent;
+
+namespace ShadowRegistry.Upstream;
+
+/// <summary>
+/// Collapses concurrent calls for the same key into one: when a hundred CI jobs ask for the same upstream manifest,
+/// token or blob at once, the upstream sees one request. The shared work runs without any single caller's
+/// cancellation (its own timeouts bound it); each caller stops waiting when its own token is cancelled. Results
+/// are not kept: the key is free again the moment the work completes.
+/// </summary>
+public sealed class SingleFlight<TKey, TValue> where TKey : notnull
+{
+    private readonly ConcurrentDictionary<TKey, Lazy<Task<TValue>>> inFlight = new();
+
+    public Task<TValue> RunAsync(TKey key, Func<Task<TValue>> work, CancellationToken cancellationToken) =>
+        inFlight.GetOrAdd(key, k => new Lazy<Task<TValue>>(() => RunThenForgetAsync(k, work))).Value.WaitAsync(cancellationToken);
+
+    private async Task<TValue> RunThenForgetAsync(TKey key, Func<Task<TValue>> work)
+    {
+        try
+        {
+            return await work();
+        }
+        finally
+        {
+            // Only this flight can be under the key until it is removed here.
+            inFlight.TryRemove(key, out _);
+        }
+    }
+}
