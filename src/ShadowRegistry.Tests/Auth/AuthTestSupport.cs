@@ -39,6 +39,14 @@ public static class AuthTestSupport
     ];
 
     /// <summary>GET /auth/token with Basic credentials (none when <paramref name="user"/> is null); asserts 200 and returns the token.</summary>
+    /// <summary>Pushes an image as the writer, with a token for exactly that repository.</summary>
+    public static async Task<(byte[] Manifest, string Digest)> PushAsWriterAsync(RegistryServer server, HttpClient client, string repository, string tag, int seed)
+    {
+        var token = await TokenAsync(client, Writer, $"repository:{repository}:pull,push");
+        using var writer = WithToken(server, token);
+        return await writer.PushImageAsync(repository, tag, seed);
+    }
+
     public static async Task<string> TokenAsync(HttpClient client, TestUser? user, params string[] scopes)
     {
         using var response = await RequestTokenAsync(client, user?.Name, user?.Password, scopes);

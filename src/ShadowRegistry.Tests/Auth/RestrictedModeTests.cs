@@ -10,12 +10,8 @@ public sealed class RestrictedModeTests(RestrictedServerFixture fixture) : IClas
     private readonly RegistryServer server = fixture.Server;
     private readonly HttpClient client = fixture.Client;
 
-    private async Task<(byte[] Manifest, string Digest)> PushAsWriterAsync(string repository, string tag, int seed)
-    {
-        var token = await TokenAsync(client, Writer, $"repository:{repository}:pull,push");
-        using var writer = WithToken(server, token);
-        return await writer.PushImageAsync(repository, tag, seed);
-    }
+    private Task<(byte[] Manifest, string Digest)> PushAsWriterAsync(string repository, string tag, int seed) =>
+        AuthTestSupport.PushAsWriterAsync(server, client, repository, tag, seed);
 
     [Fact]
     public async Task AnonymousClientsAreChallengedEverywhere()
