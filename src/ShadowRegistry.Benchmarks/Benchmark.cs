@@ -1,0 +1,289 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+
+namespace ShadowRegistry.Benchmarks;
+
+/// <summary>One server under test with its client and what has been pushed to it so far.</summary>
+public sealed class Target(string name, ServerProcess server, RegistryClient client, PushMode pushMode) : IDisposable
+{
+    public string Name { get; } = name;
+    public ServerProcess Server { get; } = server;
+    public RegistryClient Client { get; } = client;
+    public PushMode PushMode { get; } = pushMode;
+
+    /// <summary>Index of scenario (1) blobs whose push succeeded.</summary>
+    public ConcurrentDictionary<int, bool> PushedBlobs { get; } = new();
+
+    /// <summary>(repository index, tag, manifest digest) of manifests whose PUT succeeded.</summary>
+    public ConcurrentBag<(int Repository, string Tag, string Digest)> Tags { get; } = [];
+
+    public bool Dead { get; set; }
+
+    public void Dispose() => Client.Dispose();
+}
+
+/// <summary>The scenarios, each run against every target in turn (order alternating per scenario) and measured.</summary>
+public sealed class Benchmark(BenchmarkOptions options, IReadOnlyList<Target> targets, CancellationToken cancellationToken)
+{
+    private readonly List<Row> rows = [];
+
+    public IReadOnlyList<Row> Rows => rows;
+
+    public static string PushRepository(int i) => $"bench/push-{i:D4}";
+
+    private BlobSpec PushBlob(int i) => new(BlobSpec.SeedFor(1, i), options.BlobMiB * BenchmarkOptions.MiB);
+
+    public async Task RunAsync()
+    {
+        foreach (var target in targets)
+        {
+            await StartupRowAsync(target);
+        }
+
+        // Digests are computed once, before anything is timed; only the digests are kept.
+        Progress("computing digests of the generated blobs");
+        Parallel.For(0, options.Blobs, i => _ = PushBlob(i).Digest);
+        Parallel.For(0, options.ChunkedUploads, i => _ = new BlobSpec(BlobSpec.SeedFor(2, i), options.ChunkedMiB * BenchmarkOptions.MiB).Digest);
+        Parallel.For(0, options.RaceRounds, r => _ = new BlobSpec(BlobSpec.SeedFor(3, r), options.RaceMiB * BenchmarkOptions.MiB).Digest);
+
+        await ForEachTarget(1, $"1 push {options.Blobs}×{options.BlobMiB} MiB @{options.Concurrency}", true, (t, rec) =>
+            rec.RunAsync(options.Blobs, options.Concurrency, async (i, ct) =>
+            {
+                var blob = PushBlob(i);
+                await t.Client.PushBlobAsync(PushRepository(i), blob, t.PushMode, ct);
+                t.PushedBlobs[i] = true;
+                return blob.Length;
+            }, cancellationToken));
+
+        await ForEachTarget(2, $"2 chunked {options.ChunkedUploads}×{options.ChunkedMiB} MiB ({options.ChunkMiB} MiB PATCH) @{options.Concurrency}", true, (t, rec) =>
+            rec.RunAsync(options.ChunkedUploads, options.Concurrency, async (i, ct) =>
+            {
+                var blob = new BlobSpec(BlobSpec.SeedFor(2, i), options.ChunkedMiB * BenchmarkOptions.MiB);
+                await t.Client.PushBlobChunkedAsync($"bench/chunked-{i:D4}", blob, options.ChunkMiB * BenchmarkOptions.MiB, ct);
+                return blob.Length;
+            }, cancellationToken));
+
+        await ForEachTarget(3, $"3 same blob {options.RaceMiB} MiB ×{options.RaceClients} clients ×{options.RaceRounds} rounds", true, RaceAsync);
+
+        await ForEachTarget(4, $"4a manifest PUT ×{options.Manifests} @{options.Concurrency}", false, ManifestPushAsync, PrepareManifestsAsync);
+
+        await ForEachTarget(4, $"4b tags/list GET ×{options.TagReads} @{options.Concurrency}", false, (t, rec) =>
+        {
+            var expected = t.Tags.GroupBy(x => x.Repository).ToDictionary(g => g.Key, g => (IReadOnlyCollection<string>)g.Select(x => x.Tag).ToList());
+            var repositories = Math.Min(options.Blobs, options.Manifests);
+            return rec.RunAsync(options.TagReads, options.Concurrency, (i, ct) =>
+            {
+                var repository = i % repositories;
+                return t.Client.ListTagsAsync(PushRepository(repository), expected.GetValueOrDefault(repository, []), ct);
+            }, cancellationToken);
+        });
+
+        await ForEachTarget(5, $"5 blob GET ×{options.Pulls} ({options.BlobMiB} MiB) @{options.PullConcurrency}", true, (t, rec) =>
+            rec.RunAsync(options.Pulls, options.PullConcurrency, (i, ct) =>
+                t.Client.PullBlobAsync(PushRepository(i % options.Blobs), PushBlob(i % options.Blobs), ct), cancellationToken));
+
+        await ForEachTarget(6, $"6 manifest GET by tag ×{options.ManifestGets} @{options.GetConcurrency}", false, (t, rec) =>
+        {
+            var tags = t.Tags.OrderBy(x => x.Repository).ThenBy(x => x.Tag, StringComparer.Ordinal).ToArray();
+            if (tags.Length == 0)
+            {
+                rec.Error("no manifest was pushed in (4a), nothing to GET");
+                return Task.CompletedTask;
+            }
+            return rec.RunAsync(options.ManifestGets, options.GetConcurrency, (i, ct) =>
+            {
+                var (repository, tag, digest) = tags[i % tags.Length];
+                return t.Client.GetManifestAsync(PushRepository(repository), tag, digest, ct);
+            }, cancellationToken);
+        });
+    }
+
+    /// <summary>
+    /// (3) The same blob pushed by all clients at once, each into its own new repository, released together by a gate;
+    /// right after its push each client HEADs the blob in its repository, which must be 200 with the full length.
+    /// </summary>
+    private async Task RaceAsync(Target t, Recorder rec)
+    {
+        for (var round = 0; round < options.RaceRounds; round++)
+        {
+            var blob = new BlobSpec(BlobSpec.SeedFor(3, round), options.RaceMiB * BenchmarkOptions.MiB);
+            var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var r = round;
+            var clients = Enumerable.Range(0, options.RaceClients).Select(c => Task.Run(async () =>
+            {
+                var repository = $"bench/race-{r:D3}-{c:D3}";
+                await gate.Task;
+                await rec.RunOneAsync(async () =>
+                {
+                    await t.Client.PushBlobAsync(repository, blob, t.PushMode, cancellationToken);
+                    return blob.Length;
+                }, cancellationToken);
+                try
+                {
+                    var (status, length) = await t.Client.HeadBlobAsync(repository, blob.Digest, cancellationToken);
+                    if (status != HttpStatusCode.OK || length != blob.Length)
+                    {
+                        rec.Violation($"HEAD {repository} blob after its push: {(int)status}, Content-Length {length?.ToString(CultureInfo.InvariantCulture) ?? "none"} (expected 200, {blob.Length})");
+                    }
+                }
+                catch (BenchmarkRequestException e)
+                {
+                    rec.Violation($"HEAD {repository} blob after its push failed: {e.Message}");
+                }
+            }, cancellationToken)).ToList();
+            await Task.Delay(50, cancellationToken); // let every client reach the gate
+            gate.SetResult();
+            await Task.WhenAll(clients);
+        }
+    }
+
+    private readonly string configDigest = BlobData.DigestOf(RegistryClient.ConfigBlob);
+
+    /// <summary>Untimed: the config blob the manifests of (4a) reference, in each repository of (1) they go to.</summary>
+    private async Task PrepareManifestsAsync(Target t)
+    {
+        var errors = new Recorder();
+        await errors.RunAsync(Math.Min(options.Blobs, options.Manifests), options.Concurrency, async (i, ct) =>
+        {
+            await t.Client.PushSmallBlobAsync(PushRepository(i), RegistryClient.ConfigBlob, configDigest, t.PushMode, ct);
+            return 0;
+        }, cancellationToken);
+        if (errors.Errors > 0) Progress($"  [{t.Name}] {errors.Errors} config blob push(es) failed: {errors.Samples[0]}");
+    }
+
+    private Task ManifestPushAsync(Target t, Recorder rec)
+    {
+        var repositories = Math.Min(options.Blobs, options.Manifests);
+        return rec.RunAsync(options.Manifests, options.Concurrency, async (i, ct) =>
+        {
+            var repository = i % repositories;
+            var tag = $"v{i / repositories}";
+            var manifest = RegistryClient.BuildManifest(configDigest, RegistryClient.ConfigBlob.Length, PushBlob(repository), i);
+            var digest = BlobData.DigestOf(manifest);
+            await t.Client.PutManifestAsync(PushRepository(repository), tag, manifest, digest, ct);
+            t.Tags.Add((repository, tag, digest));
+            return manifest.Length;
+        }, cancellationToken);
+    }
+
+    /// <summary>Runs one scenario against each live target (the order alternates with the scenario) and adds its rows.</summary>
+    private async Task ForEachTarget(int scenario, string name, bool hasBytes, Func<Target, Recorder, Task> body, Func<Target, Task>? prepare = null)
+    {
+        var order = scenario % 2 == 1 ? targets : targets.Reverse().ToList();
+        foreach (var t in order)
+        {
+            if (t.Dead)
+            {
+                rows.Add(new Row { Scenario = name, Server = t.Name, Note = "server had exited" });
+                continue;
+            }
+            if (prepare is not null) await prepare(t);
+            Native.Sync();
+            var reset = t.Server.ResetPeakRss();
+            var before = t.Server.Sample();
+            var recorder = new Recorder();
+            Progress($"[{t.Name}] {name} …");
+            var watch = Stopwatch.StartNew();
+            await body(t, recorder);
+            watch.Stop();
+            ProcSample after;
+            string? note = null;
+            if (t.Server.HasExited)
+            {
+                t.Dead = true;
+                after = before;
+                note = "server exited during the scenario";
+                Progress($"[{t.Name}] EXITED:\n{t.Server.Log}");
+            }
+            else
+            {
+                after = t.Server.Sample();
+            }
+            var row = new Row
+            {
+                Scenario = name,
+                Server = t.Name,
+                HasBytes = hasBytes,
+                Ops = recorder.Ops,
+                Errors = recorder.Errors,
+                Violations = recorder.Violations,
+                Bytes = recorder.Bytes,
+                Seconds = watch.Elapsed.TotalSeconds,
+                Latencies = recorder.SortedLatencies(),
+                PeakRssKiB = after.PeakRssKiB,
+                RssKiB = after.RssKiB,
+                CpuSeconds = after.CpuSeconds - before.CpuSeconds,
+                PeakSinceStart = !reset,
+                Note = note,
+                Samples = recorder.Samples,
+            };
+            rows.Add(row);
+            Progress(string.Create(CultureInfo.InvariantCulture,
+                $"[{t.Name}]   {row.Seconds:0.00} s, {row.OpsPerSecond:0.#} ops/s, errors {row.Errors}, violations {row.Violations}, peak RSS {row.PeakRssKiB / 1024.0:0} MiB"));
+        }
+    }
+
+    /// <summary>The start row: time to ready, then a small untimed warm-up (JIT, pools) of every call the scenarios make.</summary>
+    private async Task StartupRowAsync(Target t)
+    {
+        var recorder = new Recorder();
+        if (options.Warmup)
+        {
+            Progress($"[{t.Name}] warm-up");
+            const string repository = "warmup/w";
+            var blobs = Enumerable.Range(0, 4).Select(i => new BlobSpec(BlobSpec.SeedFor(9, i), 256 * 1024)).ToArray();
+            await recorder.RunAsync(blobs.Length, 4, async (i, ct) =>
+            {
+                await t.Client.PushBlobAsync(repository, blobs[i], t.PushMode, ct);
+                return blobs[i].Length;
+            }, cancellationToken);
+            await recorder.RunOneAsync(async () =>
+            {
+                var chunked = new BlobSpec(BlobSpec.SeedFor(9, 100), 512 * 1024);
+                await t.Client.PushBlobChunkedAsync(repository, chunked, 128 * 1024, cancellationToken);
+                return chunked.Length;
+            }, cancellationToken);
+            await recorder.RunOneAsync(async () =>
+            {
+                await t.Client.PushSmallBlobAsync(repository, RegistryClient.ConfigBlob, configDigest, t.PushMode, cancellationToken);
+                return 0;
+            }, cancellationToken);
+            var manifest = RegistryClient.BuildManifest(configDigest, RegistryClient.ConfigBlob.Length, blobs[0], -1);
+            var digest = BlobData.DigestOf(manifest);
+            await recorder.RunOneAsync(async () =>
+            {
+                await t.Client.PutManifestAsync(repository, "w", manifest, digest, cancellationToken);
+                return 0;
+            }, cancellationToken);
+            await recorder.RunAsync(200, 8, (_, ct) => t.Client.GetManifestAsync(repository, "w", digest, ct), cancellationToken);
+            await recorder.RunAsync(20, 4, (_, ct) => t.Client.ListTagsAsync(repository, ["w"], ct), cancellationToken);
+            await recorder.RunAsync(8, 4, (i, ct) => t.Client.PullBlobAsync(repository, blobs[i % blobs.Length], ct), cancellationToken);
+            await recorder.RunOneAsync(async () =>
+            {
+                var (status, _) = await t.Client.HeadBlobAsync(repository, blobs[0].Digest, cancellationToken);
+                return status == HttpStatusCode.OK ? 0 : throw new BenchmarkRequestException($"HEAD warm-up blob: {(int)status}");
+            }, cancellationToken);
+            if (recorder.Errors + recorder.Violations > 0) Progress($"[{t.Name}] warm-up problems: {string.Join("; ", recorder.Samples)}");
+        }
+        var sample = t.Server.Sample();
+        rows.Add(new Row
+        {
+            Scenario = options.Warmup ? "0 start + warm-up" : "0 start",
+            Server = t.Name,
+            IsStartup = true,
+            Ops = recorder.Ops,
+            Errors = recorder.Errors,
+            Violations = recorder.Violations,
+            Seconds = t.Server.ReadyAfter.TotalSeconds,
+            PeakRssKiB = sample.PeakRssKiB,
+            RssKiB = sample.RssKiB,
+            CpuSeconds = sample.CpuSeconds,
+            PeakSinceStart = true,
+            Samples = recorder.Samples,
+        });
+    }
+
+    public static void Progress(string message) => Console.Error.WriteLine(message);
+}
