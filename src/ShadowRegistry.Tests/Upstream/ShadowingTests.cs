@@ -268,4 +268,51 @@ public sealed class ShadowingTests : IAsyncLifetime
         using var tags = await cachingClient.GetAsync("v2/_catalog");
         Assert.DoesNotContain("team/cached", await tags.Content.ReadAsStringAsync());
     }
+
+    [Fact]
+    public async Task CachingRelayNeverDeliversAWrongBlobAsComplete()
+    {
+        await using var caching = await RegistryServer.StartAsync(upstream.RegistryArgs("--Shadow:CacheBlobs", "true"));
+        using var cachingClient = caching.CreateClient();
+        foreach (var size in new[] { 1000, 1_000_000 })
+        {
+            var claimed = OciHttp.RandomBytes(size, 65);
+            var sent = OciHttp.RandomBytes(size, 66);
+            var digest = OciHttp.Sha256(claimed);
+            upstream.Server.Given(Request.Create().WithPath($"/v2/team/corrupt/blobs/{digest}").UsingGet())
+                .RespondWith(Response.Create().WithStatusCode(200).WithHeader("Content-Type", "application/octet-stream").WithBody(sent));
+            byte[]? received = null;
+            try
+            {
+                using var response = await cachingClient.GetAsync($"v2/team/corrupt/blobs/{digest}");
+                if (response.IsSuccessStatusCode) received = await response.Content.ReadAsByteArrayAsync();
+            }
+            catch (HttpRequestException)
+            {
+                // Aborted mid-body: the client knows the download failed.
+            }
+            Assert.True(received is null, $"{size}: the client received {received?.Length} bytes as a complete blob");
+            Assert.False(File.Exists(Path.Combine(caching.StorageRoot, "blobs", "sha256", digest[7..9], digest[7..])));
+        }
+    }
+
+    [Fact]
+    public async Task CachingReusesBytesAlreadyHeldOnceUpstreamConfirmsThem()
+    {
+        await using var caching = await RegistryServer.StartAsync(upstream.RegistryArgs("--Shadow:CacheBlobs", "true"));
+        using var cachingClient = caching.CreateClient();
+        var content = OciHttp.RandomBytes(300_000, 67);
+        var digest = await cachingClient.PushBlobAsync("up.test/team/pushed-elsewhere", content);
+        upstream.ServeBlob("team/reuse", content);
+
+        using var get = await cachingClient.GetAsync($"v2/team/reuse/blobs/{digest}");
+        await get.ExpectAsync(HttpStatusCode.OK);
+        Assert.Equal(content, await get.Content.ReadAsByteArrayAsync());
+        Assert.Equal(0, upstream.CountRequests(r => r.Method == "GET"));
+        Assert.Equal(1, upstream.CountRequests(r => r.Method == "HEAD"));
+
+        // Without the upstream's word, bytes held for another repository are not served here.
+        using var unconfirmed = await cachingClient.GetAsync($"v2/team/not-upstream/blobs/{digest}");
+        await unconfirmed.ExpectErrorAsync(HttpStatusCode.NotFound, "BLOB_UNKNOWN");
+    }
 }

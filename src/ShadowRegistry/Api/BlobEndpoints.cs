@@ -10,6 +10,7 @@ public sealed class BlobEndpoints(
     BlobLinks links,
     BlobStore blobs,
     UpstreamBlobFetcher fetcher,
+    UpstreamClient upstreamClient,
     UpstreamBlobForwarder forwarder,
     IOptions<ShadowOptions> shadowOptions,
     IDiagnosticContext diagnostics)
@@ -35,14 +36,29 @@ public sealed class BlobEndpoints(
             await ServeLocalAsync(context, digest, cached);
             return;
         }
-        diagnostics.Set("Source", "upstream");
-        if (shadowOptions.Value.CacheBlobs && HttpMethods.IsGet(context.Request.Method))
+        if (shadowOptions.Value.CacheBlobs && blobs.GetSize(digest) is { } held)
         {
-            var fetched = await fetcher.FetchAsync(upstream, digest, context.RequestAborted);
-            await links.CacheAsync(target.Local, digest, context.RequestAborted);
-            await ServeLocalAsync(context, digest, fetched);
+            // The bytes are here already (pushed or cached for another repository). Only the upstream's word that
+            // this repository has them makes them this repository's; then keep them instead of downloading again.
+            var upstreamSize = await upstreamClient.GetBlobSizeAsync(upstream, digest, context.RequestAborted) ?? throw RegistryError.BlobUnknown(digest);
+            if (upstreamSize == held)
+            {
+                await links.CacheAsync(target.Local, digest, context.RequestAborted);
+                diagnostics.Set("Source", "cache");
+                await ServeLocalAsync(context, digest, held);
+                return;
+            }
+        }
+        diagnostics.Set("Source", "upstream");
+        // Whole-blob GETs are kept while they stream; ranges, HEADs and a second concurrent pull of the same blob
+        // are simply forwarded.
+        if (shadowOptions.Value.CacheBlobs && HttpMethods.IsGet(context.Request.Method) && !context.Request.Headers.ContainsKey("Range")
+            && await fetcher.TryRelayAsync(upstream, digest, context))
+        {
+            await links.CacheAsync(target.Local, digest, CancellationToken.None);
             return;
         }
+        if (context.Response.HasStarted) return; // a relay that broke off has already aborted the connection
         await forwarder.ForwardAsync(context, upstream, digest);
     }
 

@@ -16,7 +16,7 @@ public sealed class ShadowOptions
 
     /// <summary>
     /// Keep a verified copy of every blob pulled through, so the next pull of it is served from local storage.
-    /// A blob is then downloaded and verified whole before its first byte goes to the client.
+    /// The blob streams to the client as it is kept; its last piece is held back until the whole blob verifies.
     /// </summary>
     public bool CacheBlobs { get; set; }
 

@@ -1,31 +1,59 @@
+using System.Collections.Concurrent;
 using ShadowRegistry.Domain;
 using ShadowRegistry.Storage;
 
 namespace ShadowRegistry.Upstream;
 
 /// <summary>
-/// Copies an upstream blob into local storage: downloaded into its own temporary file, verified, then published
-/// with the same atomic rename as a push. Used by pull-through caching and by mounts from upstream-only repositories.
+/// Copies upstream blobs into local storage: downloaded into their own temporary file, verified, then published
+/// with the same atomic rename as a push. Used by mounts from upstream-only repositories (<see cref="FetchAsync"/>)
+/// and by pull-through caching, which streams the blob to the client while it is kept (<see cref="TryRelayAsync"/>).
 /// </summary>
-public sealed class UpstreamBlobFetcher(UpstreamClient upstream, BlobStore blobs, StorageLayout layout)
+public sealed class UpstreamBlobFetcher(UpstreamClient upstream, BlobStore blobs, StorageLayout layout, ILogger<UpstreamBlobFetcher> logger)
 {
     private readonly SingleFlight<Digest, long> inFlight = new();
+    private readonly ConcurrentDictionary<Digest, byte> relaying = new();
 
     /// <summary>Makes the blob present locally (if it is not already) and returns its size; one download per digest at a time.</summary>
     public async Task<long> FetchAsync(UpstreamRepository repository, Digest digest, CancellationToken cancellationToken)
     {
         if (blobs.GetSize(digest) is { } present) return present;
-        return await inFlight.RunAsync(digest, () => DownloadAsync(repository, digest), cancellationToken);
+        // Not tied to the first requester: a client that gives up must not fail the others waiting on this download.
+        return await inFlight.RunAsync(digest, () => DownloadAsync(repository, digest, null, CancellationToken.None), cancellationToken);
     }
 
-    private async Task<long> DownloadAsync(UpstreamRepository repository, Digest digest)
+    /// <summary>
+    /// Streams the blob to the client while keeping a verified copy. Returns false, having sent nothing, when another
+    /// request is already doing so for this digest (the caller then streams it without keeping it). Returns true
+    /// once the blob is kept; if it fails after the response started, the connection is aborted so the client sees
+    /// a broken download, and the exception is not rethrown.
+    /// </summary>
+    public async Task<bool> TryRelayAsync(UpstreamRepository repository, Digest digest, HttpContext context)
     {
-        // Not tied to the first requester: a client that gives up must not fail the others waiting on this download.
-        var cancellationToken = CancellationToken.None;
+        if (!relaying.TryAdd(digest, 0)) return false;
+        try
+        {
+            await DownloadAsync(repository, digest, new BlobRelay(context.Response, digest.ToString(), context.RequestAborted), context.RequestAborted);
+            return true;
+        }
+        catch (Exception e) when (context.Response.HasStarted)
+        {
+            logger.LogWarning("Relaying {Digest} from {Upstream} failed after the response started: {Reason}", digest, repository, e.Message);
+            context.Abort();
+            return false;
+        }
+        finally
+        {
+            relaying.TryRemove(digest, out _);
+        }
+    }
+
+    private async Task<long> DownloadAsync(UpstreamRepository repository, Digest digest, BlobRelay? relay, CancellationToken cancellationToken)
+    {
         var temp = layout.NewTempFile();
         try
         {
-            var size = await upstream.DownloadBlobAsync(repository, digest, temp, cancellationToken);
+            var size = await upstream.DownloadBlobAsync(repository, digest, temp, relay, cancellationToken);
             blobs.Publish(temp, digest);
             return size;
         }

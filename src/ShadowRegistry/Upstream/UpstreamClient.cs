@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Net;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
@@ -84,33 +85,66 @@ public sealed class UpstreamClient(IHttpClientFactory clients, IOptions<Registry
 
     /// <summary>
     /// Downloads a blob into <paramref name="destination"/>, verifying size and digest, so it can be published
-    /// locally. Throws when the upstream lacks it or sends anything else.
+    /// locally. Throws when the upstream lacks it or sends anything else. With a <paramref name="relay"/>, the bytes
+    /// also go to a client as they arrive, except the last piece, which is sent only once the whole blob has
+    /// verified: a client can never receive a complete wrong blob.
     /// </summary>
-    public async Task<long> DownloadBlobAsync(UpstreamRepository repository, Digest digest, string destination, CancellationToken cancellationToken)
+    public async Task<long> DownloadBlobAsync(UpstreamRepository repository, Digest digest, string destination, BlobRelay? relay,
+        CancellationToken cancellationToken)
     {
         using var request = NewRequest(HttpMethod.Get, repository, $"blobs/{digest}");
         using var response = await SendAsync(request, repository, cancellationToken);
         if (IsMissing(response)) throw Api.RegistryError.BlobUnknown(digest);
         if (!response.IsSuccessStatusCode) throw UpstreamErrors.Unavailable(repository.Registry, $"blob request answered {(int)response.StatusCode}");
+        var announced = response.Content.Headers.ContentLength;
         using var hasher = digest.CreateHasher();
-        long written;
+        var buffer = ArrayPool<byte>.Shared.Rent(ChunkSize);
+        var held = ArrayPool<byte>.Shared.Rent(ChunkSize);
+        long written = 0;
         try
         {
+            if (relay is not null) await relay.StartAsync(announced);
             await using var file = new FileStream(destination, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous);
             await using var body = await response.Content.ReadAsStreamAsync(cancellationToken);
-            written = await StreamCopy.CopyAsync(body, file, hasher, cancellationToken);
+            var heldCount = 0;
+            int read;
+            while ((read = await ReadChunkAsync(body, buffer, repository, digest, cancellationToken)) > 0)
+            {
+                hasher.AppendData(buffer, 0, read);
+                await file.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
+                written += read;
+                if (relay is null) continue;
+                if (heldCount > 0) await relay.WriteAsync(held.AsMemory(0, heldCount));
+                (buffer, held, heldCount) = (held, buffer, read);
+            }
+            if (announced is { } length && length != written)
+                throw UpstreamErrors.BadContent(repository.Registry, $"blob {digest} is {written} bytes, announced {length}");
+            var actual = Digest.FromHash(digest.Algorithm, hasher.GetHashAndReset());
+            if (actual != digest) throw UpstreamErrors.BadContent(repository.Registry, $"blob {digest} has digest {actual}");
             file.Flush(flushToDisk: true);
+            if (relay is not null && heldCount > 0) await relay.WriteAsync(held.AsMemory(0, heldCount));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            ArrayPool<byte>.Shared.Return(held);
+        }
+        logger.LogInformation("Fetched {Digest} ({Size} bytes) from {Upstream}", digest, written, repository);
+        return written;
+    }
+
+    private const int ChunkSize = 128 * 1024;
+
+    private static async Task<int> ReadChunkAsync(Stream body, byte[] buffer, UpstreamRepository repository, Digest digest, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await body.ReadAtLeastAsync(buffer.AsMemory(0, ChunkSize), ChunkSize, throwOnEndOfStream: false, cancellationToken);
         }
         catch (Exception e) when (e is HttpRequestException or IOException && !cancellationToken.IsCancellationRequested)
         {
             throw UpstreamErrors.BadContent(repository.Registry, $"blob {digest} download broke off: {e.Message}");
         }
-        if (response.Content.Headers.ContentLength is { } length && length != written)
-            throw UpstreamErrors.BadContent(repository.Registry, $"blob {digest} is {written} bytes, announced {length}");
-        var actual = Digest.FromHash(digest.Algorithm, hasher.GetHashAndReset());
-        if (actual != digest) throw UpstreamErrors.BadContent(repository.Registry, $"blob {digest} has digest {actual}");
-        logger.LogInformation("Fetched {Digest} ({Size} bytes) from {Upstream}", digest, written, repository);
-        return written;
     }
 
     private static HttpRequestMessage NewRequest(HttpMethod method, UpstreamRepository repository, string path)
