@@ -35,8 +35,6 @@ public sealed class RepositoryResolver
         defaultUpstream = defaults.SingleOrDefault();
     }
 
-    public IReadOnlyCollection<UpstreamRegistry> Upstreams => (IReadOnlyCollection<UpstreamRegistry>)upstreams.Values;
-
     /// <param name="name">The repository name as the client wrote it, already valid per the OCI grammar.</param>
     /// <param name="namespaceHint">containerd's ns query parameter, if any.</param>
     public RepositoryTarget Resolve(RepositoryName name, string? namespaceHint)
