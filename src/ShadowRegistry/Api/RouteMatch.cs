@@ -48,21 +48,21 @@ public sealed partial record RouteMatch(RouteKind Kind, string Name, string Para
         (RouteKind.Referrers, ReferrersRoute()),
     ];
 
-    [GeneratedRegex("^/v2/(?<name>.+)/tags/list$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex("^/v2/(?<name>.+)/tags/list\\z", RegexOptions.CultureInvariant)]
     private static partial Regex TagsRoute();
 
-    [GeneratedRegex("^/v2/(?<name>.+)/manifests/(?<param>[^/]+)$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex("^/v2/(?<name>.+)/manifests/(?<param>[^/]+)\\z", RegexOptions.CultureInvariant)]
     private static partial Regex ManifestRoute();
 
-    [GeneratedRegex("^/v2/(?<name>.+)/blobs/uploads/?$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex("^/v2/(?<name>.+)/blobs/uploads/?\\z", RegexOptions.CultureInvariant)]
     private static partial Regex UploadStartRoute();
 
-    [GeneratedRegex("^/v2/(?<name>.+)/blobs/uploads/(?<param>[^/]+)$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex("^/v2/(?<name>.+)/blobs/uploads/(?<param>[^/]+)\\z", RegexOptions.CultureInvariant)]
     private static partial Regex UploadRoute();
 
-    [GeneratedRegex("^/v2/(?<name>.+)/blobs/(?<param>[^/]+)$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex("^/v2/(?<name>.+)/blobs/(?<param>[^/]+)\\z", RegexOptions.CultureInvariant)]
     private static partial Regex BlobRoute();
 
-    [GeneratedRegex("^/v2/(?<name>.+)/referrers/(?<param>[^/]+)$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex("^/v2/(?<name>.+)/referrers/(?<param>[^/]+)\\z", RegexOptions.CultureInvariant)]
     private static partial Regex ReferrersRoute();
 }

@@ -165,6 +165,6 @@ public sealed partial class UploadEndpoints(
         response.ContentLength = 0;
     }
 
-    [GeneratedRegex(@"^(bytes[ =])?(?<start>\d{1,18})-(?<end>\d{1,18})(/(\d{1,18}|\*))?$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"^(bytes[ =])?(?<start>[0-9]{1,18})-(?<end>[0-9]{1,18})(/([0-9]{1,18}|\*))?\z", RegexOptions.CultureInvariant)]
     private static partial Regex ContentRangePattern();
 }

@@ -28,7 +28,8 @@ public sealed class RepositoryPattern
     {
         pattern = null!;
         if (string.IsNullOrEmpty(text) || text.Length > 512) return false;
-        // The characters of repository names, plus the wildcard.
+        // The characters of repository names, plus the wildcard; wildcards expand to name characters only, so no
+        // pattern can match a string that is not itself made of name characters.
         if (!text.All(c => c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '.' or '_' or '-' or '/' or '*')) return false;
         var expression = new StringBuilder("^");
         for (var i = 0; i < text.Length; i++)
@@ -39,15 +40,15 @@ public sealed class RepositoryPattern
             }
             else if (i + 1 < text.Length && text[i + 1] == '*')
             {
-                expression.Append(".*");
+                expression.Append("[a-z0-9._/-]*");
                 i++;
             }
             else
             {
-                expression.Append("[^/]*");
+                expression.Append("[a-z0-9._-]*");
             }
         }
-        expression.Append('$');
+        expression.Append(@"\z");
         pattern = new RepositoryPattern(text, new Regex(expression.ToString(), RegexOptions.CultureInvariant | RegexOptions.Compiled, TimeSpan.FromSeconds(1)));
         return true;
     }

@@ -47,6 +47,6 @@ public readonly partial record struct Digest(string Algorithm, string Hex)
         return FromHash(algorithm, hasher.GetHashAndReset());
     }
 
-    [GeneratedRegex("^(sha256|sha512):([a-f0-9]+)$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex("^(sha256|sha512):([a-f0-9]+)\\z", RegexOptions.CultureInvariant)]
     private static partial Regex DigestPattern();
 }

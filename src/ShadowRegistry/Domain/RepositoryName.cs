@@ -24,7 +24,7 @@ public sealed partial record RepositoryName
         return true;
     }
 
-    [GeneratedRegex(@"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*\z", RegexOptions.CultureInvariant)]
     private static partial Regex NamePattern();
 }
 
@@ -32,6 +32,6 @@ public static partial class Tag
 {
     public static bool IsValid(string? value) => value is not null && TagPattern().IsMatch(value);
 
-    [GeneratedRegex("^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex("^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}\\z", RegexOptions.CultureInvariant)]
     private static partial Regex TagPattern();
 }

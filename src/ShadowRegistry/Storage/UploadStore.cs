@@ -206,6 +206,6 @@ public sealed partial class UploadStore(StorageLayout layout, BlobStore blobs, U
         return file;
     }
 
-    [GeneratedRegex("^[a-f0-9]{32}$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex("^[a-f0-9]{32}\\z", RegexOptions.CultureInvariant)]
     private static partial Regex UploadIdPattern();
 }
