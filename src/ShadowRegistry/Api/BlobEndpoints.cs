@@ -86,6 +86,9 @@ public sealed class BlobEndpoints(
             response.Headers.ETag = $"\"{digest}\"";
             return;
         }
+        // Only byte ranges exist for blobs; a Range in any other unit is ignored rather than read as bytes.
+        var range = context.Request.Headers.Range.ToString();
+        if (range.Length > 0 && !range.TrimStart().StartsWith("bytes=", StringComparison.OrdinalIgnoreCase)) context.Request.Headers.Remove("Range");
         var file = Results.File(blobs.PathOf(digest), MediaTypes.OctetStream, enableRangeProcessing: true,
             entityTag: new Microsoft.Net.Http.Headers.EntityTagHeaderValue($"\"{digest}\""));
         await file.ExecuteAsync(context);

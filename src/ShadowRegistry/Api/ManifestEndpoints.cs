@@ -20,6 +20,9 @@ public sealed class ManifestEndpoints(
     {
         diagnostics.Set("Repository", target.Local.Value);
         diagnostics.Set("Reference", reference);
+        // A reference no manifest can have (OCI conformance: ".INVALID_MANIFEST_NAME") is not there: 404, not 400,
+        // and it is never asked of the upstream.
+        if (!ManifestService.IsValidReference(reference)) throw RegistryError.ManifestUnknown(reference);
         var head = HttpMethods.IsHead(context.Request.Method);
         var local = await manifests.GetAsync(target.Local, reference, context.RequestAborted);
         (Domain.Digest Digest, string MediaType, long Size, byte[]? Content) found;
@@ -76,6 +79,7 @@ public sealed class ManifestEndpoints(
         var name = target.Local;
         diagnostics.Set("Repository", name.Value);
         diagnostics.Set("Reference", reference);
+        if (!ManifestService.IsValidReference(reference)) throw RegistryError.ManifestUnknown(reference);
         if (!await manifests.DeleteAsync(name, reference, context.RequestAborted)) throw RegistryError.ManifestUnknown(reference);
         context.Response.StatusCode = StatusCodes.Status202Accepted;
         context.Response.ContentLength = 0;

@@ -104,6 +104,9 @@ public sealed class ManifestService(
         return digest ?? await tags.ResolveAsync(repository, tag!, cancellationToken);
     }
 
+    /// <summary>Whether a reference can name a manifest at all (a valid tag or digest): one that cannot is simply not there.</summary>
+    public static bool IsValidReference(string reference) => Digest.TryParse(reference, out _) || Tag.IsValid(reference);
+
     /// <summary>A reference is a digest or a tag; anything with a colon was meant as a digest.</summary>
     private static (string? Tag, Digest? Digest) ParseReference(string reference)
     {
