@@ -23,7 +23,7 @@ public sealed partial class UploadEndpoints(
         var query = context.Request.Query;
         var ct = context.RequestAborted;
 
-        if (query.TryGetValue("mount", out var mountValue))
+        if (query.TryGetValue("mount", out var mountValue) && !MountPermission.IsDenied(context))
         {
             var mount = RegistryRoutes.ParseDigest(mountValue.ToString());
             diagnostics.Set("Digest", mount.ToString());
@@ -63,8 +63,9 @@ public sealed partial class UploadEndpoints(
     }
 
     /// <summary>
-    /// A blob can be mounted from a repository that holds it locally, or from one that exists only upstream: then
-    /// it is fetched through, verified and committed locally first.
+    /// A blob can be mounted only from a repository that itself holds it: linked there locally (or kept from its
+    /// upstream), or confirmed by that repository's upstream, in which case it is fetched, verified and committed
+    /// locally first. That the bytes sit in the shared store for some other repository never counts.
     /// </summary>
     private async Task<bool> MountableAsync(RepositoryTarget from, Digest digest, CancellationToken cancellationToken)
     {
@@ -72,8 +73,9 @@ public sealed partial class UploadEndpoints(
         if (from.Upstream is null) return false;
         try
         {
-            await fetcher.FetchAsync(from.Upstream, digest, cancellationToken);
-            return true;
+            if (await fetcher.FetchAsync(from.Upstream, digest, cancellationToken) is not null) return true;
+            logger.LogInformation("Mount of {Digest} from {From} not possible: the upstream repository does not have it", digest, from.Upstream);
+            return false;
         }
         catch (RegistryError e)
         {

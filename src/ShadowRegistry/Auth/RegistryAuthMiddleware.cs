@@ -87,8 +87,8 @@ public sealed class RegistryAuthMiddleware(
         token?.Allows(type, name, action) == true || policy.Allows(null, type, name, action);
 
     /// <summary>
-    /// A cross-repository mount also reads the source repository. Without pull access there, the mount is dropped
-    /// from the request rather than refused: the endpoint then opens a plain upload session, as it does for any
+    /// A cross-repository mount also reads the source repository. Without pull access there, the mount is
+    /// ignored rather than refused: the endpoint then opens a plain upload session, as it does for any
     /// blob it cannot mount, and the client uploads the blob itself.
     /// </summary>
     private void GuardMount(HttpContext context, ValidatedToken? token, string repository, string user)
@@ -99,10 +99,7 @@ public sealed class RegistryAuthMiddleware(
         if (from.Length > 0 && Names(from, query["ns"]).All(name => Allows(token, ResourceTypes.Repository, name, AccessActions.Pull))) return;
         logger.LogInformation("Mount into {Repository} from {From} not allowed for {User} (no pull on the source): opening a plain upload instead",
             repository, from, user);
-        var kept = query
-            .Where(pair => !string.Equals(pair.Key, "mount", StringComparison.OrdinalIgnoreCase) && !string.Equals(pair.Key, "from", StringComparison.OrdinalIgnoreCase))
-            .SelectMany(pair => pair.Value.Select(value => KeyValuePair.Create(pair.Key, value)));
-        context.Request.QueryString = QueryString.Create(kept);
+        MountPermission.Deny(context);
     }
 
     /// <summary>The repository as written, and the local repository an <c>ns</c> parameter makes of it when that differs.</summary>

@@ -11,15 +11,21 @@ namespace ShadowRegistry.Upstream;
 /// </summary>
 public sealed class UpstreamBlobFetcher(UpstreamClient upstream, BlobStore blobs, StorageLayout layout, ILogger<UpstreamBlobFetcher> logger)
 {
-    private readonly SingleFlight<Digest, long> inFlight = new();
+    private readonly SingleFlight<(string Repository, Digest Digest), long> inFlight = new();
     private readonly ConcurrentDictionary<Digest, byte> relaying = new();
 
-    /// <summary>Makes the blob present locally (if it is not already) and returns its size; one download per digest at a time.</summary>
-    public async Task<long> FetchAsync(UpstreamRepository repository, Digest digest, CancellationToken cancellationToken)
+    /// <summary>
+    /// Makes the blob present locally on the strength of this upstream repository having it, and returns its size;
+    /// null when that repository does not have it. Bytes already held for some other repository count only once
+    /// this repository's upstream confirms it has the same blob: the shared store must never lend one repository's
+    /// content to another. One download per (repository, digest) at a time.
+    /// </summary>
+    public async Task<long?> FetchAsync(UpstreamRepository repository, Digest digest, CancellationToken cancellationToken)
     {
-        if (blobs.GetSize(digest) is { } present) return present;
+        if (blobs.GetSize(digest) is { } held)
+            return await upstream.GetBlobSizeAsync(repository, digest, cancellationToken) == held ? held : null;
         // Not tied to the first requester: a client that gives up must not fail the others waiting on this download.
-        return await inFlight.RunAsync(digest, () => DownloadAsync(repository, digest, null, CancellationToken.None), cancellationToken);
+        return await inFlight.RunAsync((repository.ToString(), digest), () => DownloadAsync(repository, digest, null, CancellationToken.None), cancellationToken);
     }
 
     /// <summary>
