@@ -50,20 +50,29 @@ public sealed class ManifestService(
 
         await blobs.PutAsync(content, digest, cancellationToken);
         var subject = manifest.Subject?.Digest;
-        await revisions.PutAsync(repository, digest, new ManifestRevision(manifest.MediaType, content.Length, subject?.ToString()), cancellationToken);
-        if (subject is { } subjectDigest)
+        var revision = new ManifestRevision(manifest.MediaType, content.Length, subject?.ToString());
+        var referrer = subject is null ? null : new Descriptor
         {
-            var descriptor = new Descriptor
-            {
-                MediaType = manifest.MediaType,
-                Digest = digest.ToString(),
-                Size = content.Length,
-                ArtifactType = manifest.ArtifactType,
-                Annotations = manifest.Annotations,
-            };
-            await referrers.AddAsync(repository, subjectDigest, descriptor, cancellationToken);
+            MediaType = manifest.MediaType,
+            Digest = digest.ToString(),
+            Size = content.Length,
+            ArtifactType = manifest.ArtifactType,
+            Annotations = manifest.Annotations,
+        };
+        async Task RecordAsync()
+        {
+            await revisions.PutAsync(repository, digest, revision, cancellationToken);
+            if (referrer is not null) await referrers.AddAsync(repository, subject!.Value, referrer, cancellationToken);
         }
-        if (tag is not null) await tags.SetAsync(repository, tag, digest, cancellationToken);
+
+        await RecordAsync();
+        if (tag is not null)
+        {
+            await tags.SetAsync(repository, tag, digest, cancellationToken);
+            // A concurrent DELETE of this digest may have removed the record after we wrote it and before our tag
+            // landed; a tag must never point at a manifest the repository no longer records, so restore it.
+            if (await revisions.GetAsync(repository, digest, cancellationToken) is null) await RecordAsync();
+        }
         logger.LogInformation("Stored manifest {Digest} ({MediaType}) in {Repository} as {Reference}", digest, manifest.MediaType, repository, reference);
         return new PushedManifest(digest, subject);
     }
@@ -91,9 +100,12 @@ public sealed class ManifestService(
         }
         var revision = await revisions.GetAsync(repository, digest, cancellationToken);
         if (revision is null) return false;
-        foreach (var pointing in await tags.TagsPointingAtAsync(repository, digest, cancellationToken)) tags.Delete(repository, pointing);
-        if (revision.Subject is { } subject && Digest.TryParse(subject, out var subjectDigest)) referrers.Remove(repository, subjectDigest, digest);
+        // The record goes first, then each tag that still points at this digest, each checked under its lock: a tag
+        // re-pointed to another manifest meanwhile is someone's newer push and stays.
         revisions.Delete(repository, digest);
+        if (revision.Subject is { } subject && Digest.TryParse(subject, out var subjectDigest)) referrers.Remove(repository, subjectDigest, digest);
+        foreach (var pointing in await tags.TagsPointingAtAsync(repository, digest, cancellationToken))
+            await tags.DeleteIfAsync(repository, pointing, digest, cancellationToken);
         logger.LogInformation("Deleted manifest {Digest} in {Repository}", digest, repository);
         return true;
     }

@@ -1,15 +1,16 @@
 namespace ShadowRegistry.Storage;
 
 /// <summary>
-/// Whole-file replacement: write a temporary sibling, fsync it, rename it over the target. Readers see the old
-/// file or the new one, never a torn or partial one, and a crash leaves at most a dot-named temporary behind.
+/// Whole-file replacement: write a temporary sibling, fsync it, rename it over the target, fsync the folder. Readers
+/// see the old file or the new one, never a torn or partial one; a crash leaves at most a dot-named temporary behind;
+/// and once this returns, the new file survives a power loss (the rename itself is in the folder's data).
 /// </summary>
 public static class AtomicFile
 {
     public static async Task WriteAllBytesAsync(string path, ReadOnlyMemory<byte> content, CancellationToken cancellationToken = default)
     {
         var directory = Path.GetDirectoryName(path)!;
-        Directory.CreateDirectory(directory);
+        DurableDirectory.Create(directory);
         var temp = Path.Combine(directory, $".{Guid.NewGuid():N}.tmp");
         try
         {
@@ -25,6 +26,7 @@ public static class AtomicFile
             TryDelete(temp);
             throw;
         }
+        DurableDirectory.Sync(directory);
     }
 
     /// <summary>Reads a small metadata file, or null when it does not exist (a concurrent delete is a normal outcome).</summary>
@@ -52,5 +54,13 @@ public static class AtomicFile
         {
             return false;
         }
+    }
+
+    /// <summary>Deletes a metadata file and makes the deletion durable; false when it was not there.</summary>
+    public static bool TryDeleteDurably(string path)
+    {
+        if (!TryDelete(path)) return false;
+        DurableDirectory.Sync(Path.GetDirectoryName(path)!);
+        return true;
     }
 }

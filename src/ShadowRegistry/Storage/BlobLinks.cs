@@ -23,5 +23,5 @@ public sealed class BlobLinks(StorageLayout layout, BlobStore blobs)
     public long? GetCachedSize(RepositoryName repository, Digest digest) =>
         File.Exists(layout.CacheLink(repository, digest)) ? blobs.GetSize(digest) : null;
 
-    public bool Unlink(RepositoryName repository, Digest digest) => AtomicFile.TryDelete(layout.LayerLink(repository, digest));
+    public bool Unlink(RepositoryName repository, Digest digest) => AtomicFile.TryDeleteDurably(layout.LayerLink(repository, digest));
 }

@@ -28,9 +28,12 @@ public sealed class BlobStore(StorageLayout layout, ILogger<BlobStore> logger)
             logger.LogDebug("Blob {Digest} already present", digest);
             return;
         }
-        Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+        var directory = Path.GetDirectoryName(target)!;
+        DurableDirectory.Create(directory);
         // rename(2) over a possibly just-created identical file: atomic, never exposes a partial file.
         File.Move(verifiedTempFile, target, overwrite: true);
+        // The client is told 201 after this: the rename must survive a power loss too.
+        DurableDirectory.Sync(directory);
         logger.LogInformation("Published blob {Digest}", digest);
     }
 

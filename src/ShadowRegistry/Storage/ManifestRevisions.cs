@@ -18,5 +18,5 @@ public sealed class ManifestRevisions(StorageLayout layout)
         return content is null ? null : JsonSerializer.Deserialize<ManifestRevision>(content);
     }
 
-    public bool Delete(RepositoryName repository, Digest digest) => AtomicFile.TryDelete(layout.ManifestRevision(repository, digest));
+    public bool Delete(RepositoryName repository, Digest digest) => AtomicFile.TryDeleteDurably(layout.ManifestRevision(repository, digest));
 }

@@ -15,7 +15,7 @@ public sealed class ReferrerIndex(StorageLayout layout)
             JsonSerializer.SerializeToUtf8Bytes(referrer, ManifestJson.Options), cancellationToken);
 
     public bool Remove(RepositoryName repository, Digest subject, Digest referrer) =>
-        AtomicFile.TryDelete(layout.Referrer(repository, subject, referrer));
+        AtomicFile.TryDeleteDurably(layout.Referrer(repository, subject, referrer));
 
     public async Task<List<Descriptor>> ListAsync(RepositoryName repository, Digest subject, CancellationToken cancellationToken)
     {

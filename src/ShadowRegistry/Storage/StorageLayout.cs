@@ -47,6 +47,9 @@ public sealed class StorageLayout
 
     public string Tag(RepositoryName name, string tag) => Path.Combine(TagsDirectory(name), tag);
 
+    /// <summary>The lock file serializing writes and compare-and-deletes of one tag; kept apart so it is never listed as a tag.</summary>
+    public string TagLock(RepositoryName name, string tag) => Path.Combine(Repository(name), "_manifests", "locks", tag);
+
     public string ReferrersDirectory(RepositoryName name, Digest subject) =>
         Path.Combine(Repository(name), "_referrers", subject.Algorithm, subject.Hex);
 
