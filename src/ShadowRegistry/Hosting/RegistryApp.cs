@@ -14,7 +14,8 @@ public static class RegistryApp
 {
     public const string DefaultUrl = "http://127.0.0.1:5000";
 
-    public static WebApplication Build(string[] args)
+    /// <param name="overrideServices">Replaces registered services after the defaults (tests swap the clock here).</param>
+    public static WebApplication Build(string[] args, Action<IServiceCollection>? overrideServices = null)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
@@ -52,6 +53,7 @@ public static class RegistryApp
         AddApi(builder.Services);
         builder.AddRegistryAuth();
         builder.AddRegistryTls();
+        overrideServices?.Invoke(builder.Services);
 
         var app = builder.Build();
         app.UseSerilogRequestLogging(options =>
