@@ -17,8 +17,9 @@ public sealed class FakeUpstream : IDisposable
 
     public string Url => Server.Url!;
 
-    public static FakeUpstream Start() =>
-        new(WireMockServer.Start(new WireMockServerSettings { Urls = [$"http://127.0.0.1:{FreePort()}"], StartAdminInterface = false }));
+    /// <param name="port">A given port, e.g. one an upstream that was down comes back on; otherwise a free one.</param>
+    public static FakeUpstream Start(int? port = null) =>
+        new(WireMockServer.Start(new WireMockServerSettings { Urls = [$"http://127.0.0.1:{port ?? FreePort()}"], StartAdminInterface = false }));
 
     public static int FreePort()
     {

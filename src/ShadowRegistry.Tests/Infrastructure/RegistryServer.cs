@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
 using ShadowRegistry.Hosting;
 
 namespace ShadowRegistry.Tests.Infrastructure;
@@ -25,7 +26,10 @@ public sealed class RegistryServer : IAsyncDisposable
 
     public IServiceProvider Services => app.Services;
 
-    public static async Task<RegistryServer> StartAsync(params string[] extraArgs)
+    public static Task<RegistryServer> StartAsync(params string[] extraArgs) => StartAsync(null, extraArgs);
+
+    /// <param name="overrideServices">Replaces registered services, e.g. the <see cref="TimeProvider"/> with a fake clock.</param>
+    public static async Task<RegistryServer> StartAsync(Action<IServiceCollection>? overrideServices, params string[] extraArgs)
     {
         var storageRoot = Path.Combine(Path.GetTempPath(), "shadowregistry-tests", Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(storageRoot);
@@ -36,7 +40,7 @@ public sealed class RegistryServer : IAsyncDisposable
             "--Serilog:MinimumLevel:Default", "Warning",
             .. extraArgs,
         ];
-        var app = RegistryApp.Build(args);
+        var app = RegistryApp.Build(args, overrideServices);
         await app.StartAsync();
         var address = new Uri(app.Urls.First().Replace("[::]", "127.0.0.1") + "/");
         return new RegistryServer(app, storageRoot, address);

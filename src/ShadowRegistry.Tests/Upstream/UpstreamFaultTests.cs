@@ -196,14 +196,17 @@ public sealed class UpstreamFaultTests : IDisposable
     [Fact]
     public async Task CircuitBreakerStopsHammeringAFailingUpstream()
     {
-        upstream.Server.Given(Request.Create().WithPath("/v2/team/app/manifests/v1").UsingGet()).RespondWith(Response.Create().WithStatusCode(503));
-        await using var server = await RegistryServer.StartAsync(upstream.RegistryArgs("--Shadow:Retries", "1", "--Shadow:BreakAfterFailures", "4", "--Shadow:BreakDuration", "00:01:00"));
+        // The whole upstream answers 503, seen through several repositories: a host failure, not one broken repository.
+        upstream.Server.Given(Request.Create().WithPath("/v2/team/*").UsingGet()).RespondWith(Response.Create().WithStatusCode(503));
+        await using var server = await RegistryServer.StartAsync(upstream.RegistryArgs("--Shadow:Retries", "1", "--Shadow:BreakAfterFailures", "4",
+            "--Shadow:BreakAfterRepositories", "2", "--Shadow:BreakDuration", "00:01:00"));
         using var client = server.CreateClient();
         for (var i = 0; i < 10; i++)
         {
-            using var response = await client.GetAsync("v2/team/app/manifests/v1");
+            using var response = await client.GetAsync($"v2/team/app{i}/manifests/v1");
             await response.ExpectErrorAsync(HttpStatusCode.ServiceUnavailable, "UNAVAILABLE");
         }
+        // app0 fails twice (one repository: not yet the host's), app1 twice more: 4 host-level failures open the circuit.
         Assert.Equal(4, upstream.CountRequests(_ => true));
     }
 

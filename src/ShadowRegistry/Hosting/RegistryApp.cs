@@ -14,7 +14,8 @@ public static class RegistryApp
 {
     public const string DefaultUrl = "http://127.0.0.1:5000";
 
-    public static WebApplication Build(string[] args)
+    /// <param name="overrideServices">Replaces registered services after the defaults (tests swap the clock here).</param>
+    public static WebApplication Build(string[] args, Action<IServiceCollection>? overrideServices = null)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
@@ -42,12 +43,17 @@ public static class RegistryApp
             .Validate(o => o.MaxManifestBytes > 0 && o.MaxPageSize > 0, "MaxManifestBytes and MaxPageSize must be positive")
             .Validate(o => o.UploadExpiry > TimeSpan.Zero && o.UploadCleanupInterval > TimeSpan.Zero, "UploadExpiry and UploadCleanupInterval must be positive")
             .ValidateOnStart();
-        builder.Services.AddOptions<ShadowOptions>().Bind(builder.Configuration.GetSection(ShadowOptions.Section));
+        builder.Services.AddOptions<ShadowOptions>()
+            .Bind(builder.Configuration.GetSection(ShadowOptions.Section))
+            .Validate(o => o.BreakAfterFailures > 0 && o.BreakAfterRepositories > 0 && o.BreakDuration > TimeSpan.Zero,
+                "BreakAfterFailures, BreakAfterRepositories and BreakDuration must be positive")
+            .ValidateOnStart();
         AddStorage(builder.Services);
         AddUpstream(builder.Services);
         AddApi(builder.Services);
         builder.AddRegistryAuth();
         builder.AddRegistryTls();
+        overrideServices?.Invoke(builder.Services);
 
         var app = builder.Build();
         app.UseSerilogRequestLogging(options =>
@@ -82,6 +88,8 @@ public static class RegistryApp
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<RepositoryResolver>();
         services.AddSingleton<UpstreamResilience>();
+        services.AddSingleton<UpstreamHealth>();
+        services.AddTransient<UpstreamHealthHandler>();
         services.AddSingleton<UpstreamTokenProvider>();
         services.AddSingleton<UpstreamManifestCache>();
         services.AddSingleton<UpstreamClient>();
@@ -92,8 +100,9 @@ public static class RegistryApp
         services.AddTransient<UpstreamAuthHandler>();
         services.AddHttpForwarder();
 
-        // Registry calls: auth inside the resilience policies, so a retried attempt is re-authenticated. Redirects are
-        // followed by the socket handler, which drops the Authorization header when it does.
+        // Registry calls: retries, then the upstream's health check (fail fast while its circuit is open), then the
+        // attempt timeout, then auth, so a retried attempt is re-authenticated. Redirects are followed by the socket
+        // handler, which drops the Authorization header when it does.
         services.AddHttpClient(UpstreamClient.HttpClientName, client => client.Timeout = Timeout.InfiniteTimeSpan)
             .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler
             {
@@ -104,11 +113,16 @@ public static class RegistryApp
                 ConnectTimeout = TimeSpan.FromSeconds(10),
                 PooledConnectionLifetime = TimeSpan.FromMinutes(5),
             })
-            .AddPolicyHandler((provider, request) => provider.GetRequiredService<UpstreamResilience>().For(request))
+            .AddResilience()
             .AddHttpMessageHandler<UpstreamAuthHandler>();
         services.AddHttpClient(UpstreamTokenProvider.TokenClient, client => client.Timeout = TimeSpan.FromSeconds(30))
-            .AddPolicyHandler((provider, request) => provider.GetRequiredService<UpstreamResilience>().For(request));
+            .AddResilience();
     }
+
+    private static IHttpClientBuilder AddResilience(this IHttpClientBuilder client) => client
+        .AddPolicyHandler((provider, request) => provider.GetRequiredService<UpstreamResilience>().RetryFor(request))
+        .AddHttpMessageHandler<UpstreamHealthHandler>()
+        .AddPolicyHandler((provider, request) => provider.GetRequiredService<UpstreamResilience>().TimeoutFor(request));
 
     private static void AddApi(IServiceCollection services)
     {

@@ -29,10 +29,20 @@ public sealed class ShadowOptions
     /// <summary>Base delay of the jittered exponential back-off between retries.</summary>
     public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromMilliseconds(200);
 
-    /// <summary>Consecutive failed requests after which an upstream's circuit opens.</summary>
+    /// <summary>
+    /// Host-level failures, with no success in between, after which an upstream's circuit opens. A connection
+    /// failure is host-level by nature; a 5xx, timeout or dropped response only once failures come from
+    /// <see cref="BreakAfterRepositories"/> repositories (see <see cref="UpstreamHealth"/>).
+    /// </summary>
     public int BreakAfterFailures { get; set; } = 10;
 
-    /// <summary>How long an open circuit refuses requests before trying the upstream again.</summary>
+    /// <summary>
+    /// Distinct repositories whose 5xx, timeouts or dropped responses it takes before those count against the
+    /// upstream's host: fewer may just be broken repositories, which must not block the others.
+    /// </summary>
+    public int BreakAfterRepositories { get; set; } = 3;
+
+    /// <summary>How long an open circuit refuses requests before trying the upstream again; also how long a failure is remembered.</summary>
     public TimeSpan BreakDuration { get; set; } = TimeSpan.FromSeconds(30);
 }
 

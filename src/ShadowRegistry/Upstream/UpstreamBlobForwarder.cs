@@ -20,9 +20,13 @@ public sealed class UpstreamBlobForwarder(IHttpForwarder forwarder, IHttpMessage
         VersionPolicy = HttpVersionPolicy.RequestVersionOrLower,
     };
 
+    // One invoker for every upstream and request: the chain takes the upstream's policies, health and credentials
+    // from each request's options. Held for good, the chain is never rotated by the factory; the socket handler's
+    // PooledConnectionLifetime still renews connections (and so DNS).
+    private readonly HttpMessageInvoker invoker = new(handlers.CreateHandler(UpstreamClient.HttpClientName), disposeHandler: false);
+
     public async Task ForwardAsync(HttpContext context, UpstreamRepository repository, Digest digest)
     {
-        using var invoker = new HttpMessageInvoker(handlers.CreateHandler(UpstreamClient.HttpClientName), disposeHandler: false);
         var transformer = new BlobTransformer(repository, digest);
         var error = await forwarder.SendAsync(context, repository.Registry.BaseUri.ToString(), invoker, RequestConfig, transformer);
 

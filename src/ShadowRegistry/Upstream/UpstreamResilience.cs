@@ -9,26 +9,35 @@ namespace ShadowRegistry.Upstream;
 
 /// <summary>
 /// The Polly policies for upstream requests: jittered exponential retries of idempotent requests on 429, 5xx,
-/// timeouts and connection failures, a per-attempt timeout, and one circuit breaker per upstream so a dead
-/// upstream fails fast instead of holding every pull for the whole retry budget. Policies act before the
-/// response headers arrive, so a retried blob GET has sent nothing to the client yet.
+/// timeouts and connection failures, and a per-attempt timeout. Between the two sits
+/// <see cref="UpstreamHealthHandler"/>, the circuit breaker per upstream, hand-rolled because Polly's cannot
+/// tell which repository a failure came from. Policies act before the response headers arrive, so a retried
+/// blob GET has sent nothing to the client yet.
 /// </summary>
 public sealed class UpstreamResilience(IOptions<ShadowOptions> options, ILogger<UpstreamResilience> logger)
 {
-    private readonly ConcurrentDictionary<string, IAsyncPolicy<HttpResponseMessage>> byUpstream = new();
+    private readonly ConcurrentDictionary<string, IAsyncPolicy<HttpResponseMessage>> retryByUpstream = new();
+    private readonly Lazy<IAsyncPolicy<HttpResponseMessage>> timeout = new(() => Policy.TimeoutAsync<HttpResponseMessage>(options.Value.AttemptTimeout));
 
-    public IAsyncPolicy<HttpResponseMessage> For(HttpRequestMessage request)
+    /// <summary>The outer policy: retries, wrapped around the health check and the timeout of each attempt.</summary>
+    public IAsyncPolicy<HttpResponseMessage> RetryFor(HttpRequestMessage request)
     {
-        if (request.Method != HttpMethod.Get && request.Method != HttpMethod.Head) return Policy.NoOpAsync<HttpResponseMessage>();
-        var key = request.Options.TryGetValue(UpstreamRequestOptions.Registry, out var upstream) ? upstream.Name : request.RequestUri?.Authority ?? "";
-        return byUpstream.GetOrAdd(key, Create);
+        if (!IsIdempotent(request)) return Policy.NoOpAsync<HttpResponseMessage>();
+        var upstream = request.Options.TryGetValue(UpstreamRequestOptions.Registry, out var registry) ? registry.Name : request.RequestUri?.Authority ?? "";
+        return retryByUpstream.GetOrAdd(upstream, CreateRetry);
     }
 
-    private IAsyncPolicy<HttpResponseMessage> Create(string upstream)
+    /// <summary>The inner policy: the time one attempt may take to answer with headers.</summary>
+    public IAsyncPolicy<HttpResponseMessage> TimeoutFor(HttpRequestMessage request) =>
+        IsIdempotent(request) ? timeout.Value : Policy.NoOpAsync<HttpResponseMessage>();
+
+    private static bool IsIdempotent(HttpRequestMessage request) => request.Method == HttpMethod.Get || request.Method == HttpMethod.Head;
+
+    private IAsyncPolicy<HttpResponseMessage> CreateRetry(string upstream)
     {
         var settings = options.Value;
         var jitter = new Random();
-        var retry = HttpPolicyExtensions.HandleTransientHttpError()
+        return HttpPolicyExtensions.HandleTransientHttpError()
             .OrResult(r => r.StatusCode == HttpStatusCode.TooManyRequests)
             .Or<TimeoutRejectedException>()
             .WaitAndRetryAsync(settings.Retries,
@@ -39,13 +48,6 @@ public sealed class UpstreamResilience(IOptions<ShadowOptions> options, ILogger<
                         upstream, attempt, outcome.Exception?.GetType().Name ?? ((int)outcome.Result.StatusCode).ToString(), (int)delay.TotalMilliseconds);
                     return Task.CompletedTask;
                 });
-        var breaker = HttpPolicyExtensions.HandleTransientHttpError()
-            .Or<TimeoutRejectedException>()
-            .CircuitBreakerAsync(settings.BreakAfterFailures, settings.BreakDuration,
-                (outcome, duration) => logger.LogError("Upstream {Upstream} circuit opened for {Duration}", upstream, duration),
-                () => logger.LogInformation("Upstream {Upstream} circuit closed", upstream));
-        var timeout = Policy.TimeoutAsync<HttpResponseMessage>(settings.AttemptTimeout);
-        return Policy.WrapAsync(retry, breaker, timeout);
     }
 
     /// <summary>Honours Retry-After on 429/503 (bounded), otherwise exponential back-off with full jitter.</summary>

@@ -1,0 +1,51 @@
+using System.Net;
+using Polly.CircuitBreaker;
+using Polly.Timeout;
+
+namespace ShadowRegistry.Upstream;
+
+/// <summary>
+/// Fails fast while an upstream's circuit is open and tells <see cref="UpstreamHealth"/> what each attempt showed.
+/// It sits between Polly's retry (outside) and the per-attempt timeout (inside), so each attempt counts once, a
+/// timeout arrives as <see cref="TimeoutRejectedException"/>, and the token it sees is the caller's own.
+/// </summary>
+public sealed class UpstreamHealthHandler(UpstreamHealth health) : DelegatingHandler
+{
+    protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        var host = health.For(request);
+        var repository = UpstreamHealth.RepositoryOf(request);
+        var probe = host.Enter();
+        HttpResponseMessage response;
+        try
+        {
+            response = await base.SendAsync(request, cancellationToken);
+        }
+        catch (Exception e)
+        {
+            host.Record(Classify(e, cancellationToken), repository, probe);
+            throw;
+        }
+        host.Record(Classify(response.StatusCode), repository, probe);
+        return response;
+    }
+
+    public static AttemptOutcome Classify(HttpStatusCode status) =>
+        (int)status >= 500 || status == HttpStatusCode.RequestTimeout ? AttemptOutcome.Failed : AttemptOutcome.Answered;
+
+    public static AttemptOutcome Classify(Exception e, CancellationToken callerToken) => e switch
+    {
+        // Our client went away: nothing wrong with the upstream.
+        _ when callerToken.IsCancellationRequested => AttemptOutcome.Ignored,
+        // Another host's open circuit (a token realm's, reached from the auth handler) is not this host's failure.
+        BrokenCircuitException => AttemptOutcome.Ignored,
+        TimeoutRejectedException => AttemptOutcome.Failed,
+        HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError
+            or HttpRequestError.SecureConnectionError or HttpRequestError.ProxyTunnelError } => AttemptOutcome.Unreachable,
+        // SocketsHttpHandler's ConnectTimeout: no connection could be made.
+        OperationCanceledException { InnerException: TimeoutException } => AttemptOutcome.Unreachable,
+        // A dropped or garbled response: the connection worked, this request did not.
+        HttpRequestException or IOException or OperationCanceledException => AttemptOutcome.Failed,
+        _ => AttemptOutcome.Ignored,
+    };
+}
