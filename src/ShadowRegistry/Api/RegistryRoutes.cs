@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Http.Features;
 using ShadowRegistry.Domain;
 using ShadowRegistry.Upstream;
 
@@ -22,6 +23,7 @@ public sealed class RegistryRoutes(
         var path = context.Request.Path.Value ?? "";
         var method = context.Request.Method;
         var route = RouteMatch.Parse(path) ?? throw RegistryError.NotFound(path);
+        SetBodyLimit(context, route);
         return route.Kind switch
         {
             RouteKind.VersionCheck => OnlyGet(method, () => baseEndpoints.VersionCheck(context)),
@@ -52,6 +54,20 @@ public sealed class RegistryRoutes(
             RouteKind.Referrers => OnlyGet(method, () => referrerEndpoints.ListAsync(context, Target(context, route), ParseDigest(route.Parameter))),
             _ => throw RegistryError.NotFound(path),
         };
+    }
+
+    /// <summary>
+    /// Blob uploads stream to disk, so their bodies are unbounded. A manifest PUT bounds itself: it reads at most
+    /// Registry:MaxManifestBytes + 1 bytes and answers 413 MANIFEST_INVALID past that (or at once, from
+    /// Content-Length), and the server then drains or drops the rest without keeping it. Everything else keeps the
+    /// server-wide limit.
+    /// </summary>
+    private static void SetBodyLimit(HttpContext context, RouteMatch route)
+    {
+        var feature = context.Features.Get<IHttpMaxRequestBodySizeFeature>();
+        if (feature is null || feature.IsReadOnly) return;
+        if (route.Kind is RouteKind.UploadStart or RouteKind.Upload || route.Kind == RouteKind.Manifest && HttpMethods.IsPut(context.Request.Method))
+            feature.MaxRequestBodySize = null;
     }
 
     private static Task OnlyGet(string method, Func<Task> handler) =>

@@ -11,6 +11,13 @@ public sealed class RegistryOptions
     /// <summary>Largest manifest accepted on PUT; the OCI spec asks registries to accept at least 4 MiB.</summary>
     public int MaxManifestBytes { get; set; } = 4 * 1024 * 1024;
 
+    /// <summary>
+    /// Largest request body of any endpoint that is not a blob upload or a manifest PUT (those have their own rules:
+    /// uploads stream to disk unbounded, manifests are bounded by <see cref="MaxManifestBytes"/>). Anything else that
+    /// reads a body reads it into memory, so it is refused with 413 past this.
+    /// </summary>
+    public long MaxRequestBodyBytes { get; set; } = 1024 * 1024;
+
     /// <summary>Default and largest page size for tag lists and the catalog.</summary>
     public int MaxPageSize { get; set; } = 10_000;
 

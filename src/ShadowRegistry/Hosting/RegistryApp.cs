@@ -1,3 +1,5 @@
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Options;
 using Serilog;
 using Serilog.Events;
 using ShadowRegistry.Api;
@@ -29,8 +31,10 @@ public static class RegistryApp
         });
         if (string.IsNullOrEmpty(builder.Configuration["urls"])) builder.WebHost.UseUrls(DefaultUrl);
 
-        // Blobs are layers of any size: the limit that matters is the disk, and bodies are streamed.
-        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = null);
+        // Every body is bounded unless its endpoint says otherwise: blob uploads lift the limit (layers of any size are
+        // streamed to disk), manifest PUTs set their own (see RegistryRoutes).
+        builder.Services.AddOptions<KestrelServerOptions>().Configure<IOptions<RegistryOptions>>((kestrel, registry) =>
+            kestrel.Limits.MaxRequestBodySize = registry.Value.MaxRequestBodyBytes);
 
         builder.Services.AddSerilog((services, logger) => logger
             .ReadFrom.Configuration(builder.Configuration)
@@ -40,7 +44,7 @@ public static class RegistryApp
 
         builder.Services.AddOptions<RegistryOptions>()
             .Bind(builder.Configuration.GetSection(RegistryOptions.Section))
-            .Validate(o => o.MaxManifestBytes > 0 && o.MaxPageSize > 0, "MaxManifestBytes and MaxPageSize must be positive")
+            .Validate(o => o.MaxManifestBytes > 0 && o.MaxPageSize > 0 && o.MaxRequestBodyBytes > 0, "MaxManifestBytes, MaxPageSize and MaxRequestBodyBytes must be positive")
             .Validate(o => o.UploadExpiry > TimeSpan.Zero && o.UploadCleanupInterval > TimeSpan.Zero, "UploadExpiry and UploadCleanupInterval must be positive")
             .ValidateOnStart();
         builder.Services.AddOptions<ShadowOptions>()
