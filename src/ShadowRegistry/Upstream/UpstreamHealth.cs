@@ -63,7 +63,7 @@ public sealed partial class UpstreamHealth(IOptions<ShadowOptions> options, Time
         return match.Success ? match.Groups["name"].Value : path;
     }
 
-    [GeneratedRegex("^/v2/(?<name>.+)/(?:manifests|blobs|tags|referrers)/[^/]+$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex("^/v2/(?<name>.+)/(?:manifests|blobs|tags|referrers)/[^/]+\\z", RegexOptions.CultureInvariant)]
     private static partial Regex RegistryPath();
 }
 
