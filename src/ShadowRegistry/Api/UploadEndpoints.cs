@@ -37,12 +37,13 @@ public sealed partial class UploadEndpoints(
             // Not mountable: the spec's answer is a fresh upload session for the client to push the blob.
         }
 
+        // A bad digest is refused before a session exists, so nothing is left behind.
+        Digest? monolithic = query.TryGetValue("digest", out var digestValue) ? RegistryRoutes.ParseDigest(digestValue.ToString()) : null;
         var session = await uploads.StartAsync(name, ct);
         diagnostics.Set("UploadId", session.Id);
 
-        if (query.TryGetValue("digest", out var digestValue))
+        if (monolithic is { } digest)
         {
-            var digest = RegistryRoutes.ParseDigest(digestValue.ToString());
             diagnostics.Set("Digest", digest.ToString());
             try
             {

@@ -41,6 +41,10 @@ public sealed class RegistryAuthMiddleware(
             return;
         }
 
+        // Dispatch would refuse an invalid name anyway; refusing it first keeps it out of the challenge header, where a
+        // control character cannot go.
+        if (route.Kind is not (RouteKind.VersionCheck or RouteKind.Catalog) && !RepositoryName.TryParse(route.Name, out _))
+            throw RegistryError.NameInvalid(route.Name);
         var need = Requirement.For(route, context.Request.Method, Names(route.Name, context.Request.Query["ns"]));
         ValidatedToken? token = null;
         var authorization = context.Request.Headers.Authorization.ToString();
@@ -113,8 +117,8 @@ public sealed class RegistryAuthMiddleware(
         }
         catch (RegistryError)
         {
-            // Not a valid local name: dispatch refuses the request; still, nothing more may be reached through it.
-            return [name, $"{namespaceHint}/{name}"];
+            // The ns hint makes no valid local name: dispatch would refuse the request, so refuse it here.
+            throw RegistryError.NameInvalid($"{namespaceHint}/{name}");
         }
     }
 

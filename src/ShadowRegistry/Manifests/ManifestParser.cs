@@ -10,6 +10,8 @@ public static class ManifestParser
     /// <param name="contentType">The request's Content-Type, which decides the type when it names a manifest type.</param>
     public static ParsedManifest Parse(ReadOnlySpan<byte> content, string? contentType)
     {
+        // JSON text is UTF-8; the reader checks structure, not the bytes inside strings (reading one would throw later).
+        if (!System.Text.Unicode.Utf8.IsValid(content)) throw RegistryError.ManifestInvalid("manifest is not valid UTF-8");
         JsonDocument document;
         try
         {
