@@ -34,7 +34,15 @@ public sealed class TokenEndpoint(
         RegistryUser? user = null;
         if (credentials is { } given)
         {
-            user = await verifier.VerifyAsync(given.User, given.Password);
+            var check = await verifier.VerifyAsync(given.User, given.Password, context.Connection.RemoteIpAddress, context.RequestAborted);
+            if (check.Throttled is { } throttled)
+            {
+                diagnostics.Set("User", given.User);
+                logger.LogDebug("Token refused for {User}: too many failed logins {Scope} (requested {Scopes})",
+                    given.User, throttled.Scope == LoginThrottleScope.User ? "for the user" : "from the address", Describe(requested));
+                throw TooManyFailures(throttled);
+            }
+            user = check.User;
             if (user is null)
             {
                 diagnostics.Set("User", given.User);
@@ -68,6 +76,20 @@ public sealed class TokenEndpoint(
     {
         var error = new RegistryError(401, "UNAUTHORIZED", message);
         error.Headers["WWW-Authenticate"] = Challenge.Basic(Challenge.Realm(request, options.Value));
+        return error;
+    }
+
+    /// <summary>
+    /// 429 with Retry-After. Which count ran out is said: it tells nothing about the password, and an operator
+    /// reading a client's error needs it.
+    /// </summary>
+    private static RegistryError TooManyFailures(LoginThrottled throttled)
+    {
+        var seconds = (long)Math.Ceiling(Math.Max(1, throttled.RetryAfter.TotalSeconds));
+        var whose = throttled.Scope == LoginThrottleScope.User ? "for this user" : "from this address";
+        var error = new RegistryError(429, "TOOMANYREQUESTS",
+            $"too many failed logins {whose}; try again in {seconds} seconds (until then even the right password is refused)");
+        error.Headers["Retry-After"] = seconds.ToString(CultureInfo.InvariantCulture);
         return error;
     }
 
