@@ -53,6 +53,9 @@ public sealed class AuthOptions
     /// <summary>The window <see cref="FailedLoginLimit"/> counts in; a throttled user or address may try again when it ends.</summary>
     public TimeSpan FailedLoginWindow { get; set; } = TimeSpan.FromMinutes(1);
 
+    /// <summary>The most a token request's POST body may hold; a larger one is answered 413 without being read.</summary>
+    public int MaxTokenRequestBytes { get; set; } = 64 * 1024;
+
     public SigningKeyOptions SigningKey { get; set; } = new();
 
     public List<AuthUser> Users { get; set; } = [];
