@@ -106,6 +106,19 @@ public sealed class AuthConfigurationTests
     }
 
     [Fact]
+    public void UnworkableLimitsStopTheRegistryAtStartup()
+    {
+        var error = Assert.Throws<OptionsValidationException>(() => RegistryApp.Build(Args(anonymousPull: true,
+            "--Auth:MaxConcurrentPasswordChecks", "0", "--Auth:FailedLoginLimit", "-1", "--Auth:MaxTokenRequestBytes", "100")));
+        Assert.Contains("Auth:MaxConcurrentPasswordChecks must be between 1 and 1024", error.Message);
+        Assert.Contains("Auth:FailedLoginLimit must not be negative", error.Message);
+        Assert.Contains("Auth:MaxTokenRequestBytes must be between 1024 and 16777216", error.Message);
+
+        var window = Assert.Throws<OptionsValidationException>(() => RegistryApp.Build(Args(anonymousPull: true, "--Auth:FailedLoginWindow", "00:00:00")));
+        Assert.Contains("Auth:FailedLoginWindow must be between 00:00:01 and 1.00:00:00", window.Message);
+    }
+
+    [Fact]
     public void UnreadableTlsCertificateStopsTheRegistryAtStartup()
     {
         var error = Assert.Throws<InvalidOperationException>(() => RegistryApp.Build(

@@ -38,6 +38,24 @@ public sealed class AuthOptions
     /// <summary>How long a successful password check is remembered (in memory, keyed by an HMAC with a per-process key), so a burst of logins costs one hash computation. Zero disables.</summary>
     public TimeSpan CredentialCacheLifetime { get; set; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>
+    /// How many password hashes may be computed at once. Each takes a core for a good fraction of a second, so more
+    /// attempts than this wait their turn instead of taking every core from the rest of the registry.
+    /// </summary>
+    public int MaxConcurrentPasswordChecks { get; set; } = Environment.ProcessorCount;
+
+    /// <summary>
+    /// Failed logins allowed per user name, and separately per client address, within <see cref="FailedLoginWindow"/>;
+    /// further attempts are answered 429 without checking the password. Zero turns this off.
+    /// </summary>
+    public int FailedLoginLimit { get; set; } = 10;
+
+    /// <summary>The window <see cref="FailedLoginLimit"/> counts in; a throttled user or address may try again when it ends.</summary>
+    public TimeSpan FailedLoginWindow { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>The most a token request's POST body may hold; a larger one is answered 413 without being read.</summary>
+    public int MaxTokenRequestBytes { get; set; } = 64 * 1024;
+
     public SigningKeyOptions SigningKey { get; set; } = new();
 
     public List<AuthUser> Users { get; set; } = [];

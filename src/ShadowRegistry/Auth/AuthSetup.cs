@@ -14,6 +14,7 @@ public static class AuthSetup
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton(provider => TokenSigningKey.Load(provider.GetRequiredService<IOptions<AuthOptions>>().Value.SigningKey));
         services.AddSingleton<AccessPolicy>();
+        services.AddSingleton<LoginThrottle>();
         services.AddSingleton<CredentialVerifier>();
         services.AddSingleton<TokenService>();
         services.AddSingleton<TokenEndpoint>();
@@ -65,6 +66,12 @@ public sealed class AuthOptionsValidator(IConfiguration configuration) : IValida
         if (options.ClockSkew < TimeSpan.Zero || options.ClockSkew > TimeSpan.FromMinutes(10))
             failures.Add("Auth:ClockSkew must be between 00:00:00 and 00:10:00");
         if (options.CredentialCacheLifetime < TimeSpan.Zero) failures.Add("Auth:CredentialCacheLifetime must not be negative");
+        if (options.MaxConcurrentPasswordChecks is < 1 or > 1024) failures.Add("Auth:MaxConcurrentPasswordChecks must be between 1 and 1024");
+        if (options.FailedLoginLimit < 0) failures.Add("Auth:FailedLoginLimit must not be negative (0 turns the limit off)");
+        if (options.FailedLoginLimit > 0 && (options.FailedLoginWindow < TimeSpan.FromSeconds(1) || options.FailedLoginWindow > TimeSpan.FromDays(1)))
+            failures.Add("Auth:FailedLoginWindow must be between 00:00:01 and 1.00:00:00");
+        if (options.MaxTokenRequestBytes is < 1024 or > 16 * 1024 * 1024)
+            failures.Add("Auth:MaxTokenRequestBytes must be between 1024 and 16777216");
         if (!string.IsNullOrEmpty(options.Realm)
             && !(Uri.TryCreate(options.Realm, UriKind.Absolute, out var realm) && realm.Scheme is "http" or "https"))
             failures.Add($"Auth:Realm must be an absolute http(s) URL, not '{options.Realm}'");
