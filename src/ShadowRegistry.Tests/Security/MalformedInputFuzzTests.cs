@@ -655,6 +655,8 @@ internal sealed record FuzzFailure(string Label, string Expected, string Got, Li
 internal sealed class FuzzRun(RegistryServer server, Func<Task<string>> openSession)
 {
     private readonly HashSet<string> sessionsOnPurpose = [];
+    // For the failure message: after which case each upload session was first seen (drop cases get no own check).
+    private readonly Dictionary<string, string> sessionFirstSeenAfter = [];
 
     public async Task<List<FuzzFailure>> RunAsync(IReadOnlyList<FuzzCase> cases)
     {
@@ -708,6 +710,7 @@ internal sealed class FuzzRun(RegistryServer server, Func<Task<string>> openSess
                 }
                 if (opened.Count > 0) problems.Add($"opened upload session(s) {string.Join(",", opened)} and left them behind");
             }
+            foreach (var sid in SecurityChecks.UploadSessions(server.StorageRoot)) sessionFirstSeenAfter.TryAdd(sid, label.Label + " => " + (reply?.Summary ?? "noreply"));
             var changes = SecurityChecks.Differences(dataBefore, SecurityChecks.StoredData(server.StorageRoot));
             if (changes.Count > 0) problems.Add($"stored data changed: {string.Join("; ", changes.Take(6))}");
 
@@ -721,7 +724,7 @@ internal sealed class FuzzRun(RegistryServer server, Func<Task<string>> openSess
         if (finalChanges.Count > 0 || strangers.Count > 0)
         {
             failures.Add(new FuzzFailure("(whole run)", "stored data unchanged", "-",
-                [.. finalChanges.Select(c => $"stored data: {c}"), .. strangers.Select(s => $"upload session {s} opened by no case on purpose")]));
+                [.. finalChanges.Select(c => $"stored data: {c}"), .. strangers.Select(s => $"upload session {s} opened by no case on purpose, first seen after {sessionFirstSeenAfter.GetValueOrDefault(s)}")]));
         }
         return failures;
     }

@@ -89,8 +89,25 @@ public sealed class BlobEndpoints(
         // Only byte ranges exist for blobs; a Range in any other unit is ignored rather than read as bytes.
         var range = context.Request.Headers.Range.ToString();
         if (range.Length > 0 && !range.TrimStart().StartsWith("bytes=", StringComparison.OrdinalIgnoreCase)) context.Request.Headers.Remove("Range");
+        else if (range.Length > 0 && Unsatisfiable(range, size)) throw RegistryError.RangeNotSatisfiable(size);
         var file = Results.File(blobs.PathOf(digest), MediaTypes.OctetStream, enableRangeProcessing: true,
             entityTag: new Microsoft.Net.Http.Headers.EntityTagHeaderValue($"\"{digest}\""));
         await file.ExecuteAsync(context);
+    }
+
+    /// <summary>
+    /// A well-formed byte Range none of whose ranges overlaps the blob: answered here with an OCI error body (the file
+    /// result would answer 416 with none). Malformed headers are left to it, which ignores them as RFC 9110 says.
+    /// </summary>
+    private static bool Unsatisfiable(string header, long size)
+    {
+        if (!Microsoft.Net.Http.Headers.RangeHeaderValue.TryParse(header, out var parsed) || parsed.Ranges.Count == 0) return false;
+        foreach (var item in parsed.Ranges)
+        {
+            if (item.From is { } from && (item.To is null || item.To >= from) && from < size) return false;
+            if (item.From is null && item.To > 0 && size > 0) return false;
+            if (item.From is { } start && item.To < start) return false; // invalid, so the whole header is ignored
+        }
+        return true;
     }
 }

@@ -42,6 +42,14 @@ public sealed class RegistryError : Exception
         return error;
     }
 
+    /// <summary>A blob Range that lies wholly past the blob's end.</summary>
+    public static RegistryError RangeNotSatisfiable(long size)
+    {
+        var error = new RegistryError(416, "RANGE_INVALID", "requested range is not satisfiable", new { size });
+        error.Headers["Content-Range"] = $"bytes */{size}";
+        return error;
+    }
+
     /// <summary>The Range header value for an upload holding <paramref name="size"/> bytes (inclusive end, "0-0" when empty, as Docker does).</summary>
     public static string UploadRange(long size) => $"0-{Math.Max(0, size - 1)}";
 

@@ -69,6 +69,8 @@ public static class RegistryApp
         var routes = app.Services.GetRequiredService<RegistryRoutes>();
         app.Map("/v2", routes.DispatchAsync);
         app.Map("/v2/{**path}", routes.DispatchAsync);
+        // Anything else (including paths whose dot segments lead out of /v2) gets an OCI 404 too, not an empty one.
+        app.MapFallback(context => throw RegistryError.NotFound(context.Request.Path.Value ?? ""));
         return app;
     }
 

@@ -11,6 +11,7 @@ public sealed class RegistryErrorMiddleware(RequestDelegate next, ILogger<Regist
     public async Task InvokeAsync(HttpContext context)
     {
         context.Response.Headers["Docker-Distribution-API-Version"] = "registry/2.0";
+        context.Request.Body = new ClientBodyStream(context.Request.Body);
         try
         {
             await next(context);
