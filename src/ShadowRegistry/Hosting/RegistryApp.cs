@@ -41,8 +41,10 @@ public static class RegistryApp
             .Bind(builder.Configuration.GetSection(RegistryOptions.Section))
             .Validate(o => o.MaxManifestBytes > 0 && o.MaxPageSize > 0, "MaxManifestBytes and MaxPageSize must be positive")
             .Validate(o => o.UploadExpiry > TimeSpan.Zero && o.UploadCleanupInterval > TimeSpan.Zero, "UploadExpiry and UploadCleanupInterval must be positive")
+            .Validate(o => o.TemporaryFileExpiry > TimeSpan.Zero, "TemporaryFileExpiry must be positive")
             .ValidateOnStart();
         builder.Services.AddOptions<ShadowOptions>().Bind(builder.Configuration.GetSection(ShadowOptions.Section));
+        builder.Services.AddSingleton(TimeProvider.System);
         AddStorage(builder.Services);
         AddUpstream(builder.Services);
         AddApi(builder.Services);
@@ -68,7 +70,8 @@ public static class RegistryApp
         services.AddSingleton<BlobStore>();
         services.AddSingleton<UploadHashStates>();
         services.AddSingleton<UploadStore>();
-        services.AddHostedService<UploadJanitor>();
+        services.AddSingleton<CrashDebris>();
+        services.AddHostedService<StorageJanitor>();
         services.AddSingleton<BlobLinks>();
         services.AddSingleton<TagStore>();
         services.AddSingleton<ManifestRevisions>();
@@ -79,7 +82,6 @@ public static class RegistryApp
 
     private static void AddUpstream(IServiceCollection services)
     {
-        services.AddSingleton(TimeProvider.System);
         services.AddSingleton<RepositoryResolver>();
         services.AddSingleton<UpstreamResilience>();
         services.AddSingleton<UpstreamTokenProvider>();

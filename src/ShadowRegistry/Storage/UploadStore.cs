@@ -10,7 +10,7 @@ namespace ShadowRegistry.Storage;
 /// chunk is appended or the upload is finished, so two requests on one session cannot interleave. Finishing
 /// verifies digest and size and hands the file to <see cref="BlobStore.Publish"/>: the only way a blob appears.
 /// </summary>
-public sealed partial class UploadStore(StorageLayout layout, BlobStore blobs, UploadHashStates hashStates, ILogger<UploadStore> logger)
+public sealed partial class UploadStore(StorageLayout layout, BlobStore blobs, UploadHashStates hashStates, TimeProvider time, ILogger<UploadStore> logger)
 {
     public async Task<UploadSession> StartAsync(RepositoryName repository, CancellationToken cancellationToken)
     {
@@ -100,15 +100,16 @@ public sealed partial class UploadStore(StorageLayout layout, BlobStore blobs, U
     }
 
     /// <summary>
-    /// Removes sessions nobody wrote to for <paramref name="expiry"/> and temporary files as old; a session busy
-    /// right now is skipped. Returns how many sessions were removed.
+    /// Removes sessions nobody wrote to for <paramref name="expiry"/>; a session busy right now is skipped. Returns
+    /// how many sessions were removed.
     /// </summary>
-    public int PurgeAbandoned(TimeSpan expiry)
+    public int PurgeAbandoned(TimeSpan expiry, CancellationToken cancellationToken)
     {
-        var cutoff = DateTime.UtcNow - expiry;
+        var cutoff = (time.GetUtcNow() - expiry).UtcDateTime;
         var purged = 0;
         foreach (var directory in Directory.EnumerateDirectories(layout.UploadsRoot))
         {
+            cancellationToken.ThrowIfCancellationRequested();
             var id = Path.GetFileName(directory);
             var data = new FileInfo(Path.Combine(directory, "data"));
             var lastWrite = data.Exists ? data.LastWriteTimeUtc : Directory.GetLastWriteTimeUtc(directory);
@@ -129,8 +130,6 @@ public sealed partial class UploadStore(StorageLayout layout, BlobStore blobs, U
             purged++;
             logger.LogInformation("Removed abandoned upload {UploadId}, idle since {LastWrite:u}", id, lastWrite);
         }
-        foreach (var temp in Directory.EnumerateFiles(layout.TempRoot))
-            if (File.GetLastWriteTimeUtc(temp) <= cutoff) AtomicFile.TryDelete(temp);
         return purged;
     }
 
