@@ -25,4 +25,7 @@ public sealed class RegistryOptions
     /// a killed process and are removed. A live writer touches its file far more often than this.
     /// </summary>
     public TimeSpan TemporaryFileExpiry { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>How often the in-memory catalog is rebuilt from storage, which bounds how stale it can be about other processes' writes.</summary>
+    public TimeSpan CatalogRefreshInterval { get; set; } = TimeSpan.FromMinutes(1);
 }

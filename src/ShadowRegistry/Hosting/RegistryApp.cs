@@ -42,6 +42,7 @@ public static class RegistryApp
             .Validate(o => o.MaxManifestBytes > 0 && o.MaxPageSize > 0, "MaxManifestBytes and MaxPageSize must be positive")
             .Validate(o => o.UploadExpiry > TimeSpan.Zero && o.UploadCleanupInterval > TimeSpan.Zero, "UploadExpiry and UploadCleanupInterval must be positive")
             .Validate(o => o.TemporaryFileExpiry > TimeSpan.Zero, "TemporaryFileExpiry must be positive")
+            .Validate(o => o.CatalogRefreshInterval > TimeSpan.Zero, "CatalogRefreshInterval must be positive")
             .ValidateOnStart();
         builder.Services.AddOptions<ShadowOptions>().Bind(builder.Configuration.GetSection(ShadowOptions.Section));
         builder.Services.AddSingleton(TimeProvider.System);

@@ -20,6 +20,7 @@ public sealed class ManifestService(
     ManifestRevisions revisions,
     TagStore tags,
     ReferrerIndex referrers,
+    RepositoryCatalog catalog,
     ILogger<ManifestService> logger)
 {
     /// <param name="reference">A tag, or the digest the client claims the content has.</param>
@@ -51,6 +52,8 @@ public sealed class ManifestService(
         await blobs.PutAsync(content, digest, cancellationToken);
         var subject = manifest.Subject?.Digest;
         await revisions.PutAsync(repository, digest, new ManifestRevision(manifest.MediaType, content.Length, subject?.ToString()), cancellationToken);
+        // The revision alone makes the repository a catalog entry, even if a later step fails.
+        catalog.Added(repository);
         if (subject is { } subjectDigest)
         {
             var descriptor = new Descriptor
@@ -86,14 +89,17 @@ public sealed class ManifestService(
         if (parsed is not { } digest)
         {
             var deleted = tags.Delete(repository, tag!);
-            if (deleted) logger.LogInformation("Deleted tag {Reference} in {Repository}", reference, repository);
-            return deleted;
+            if (!deleted) return false;
+            catalog.Removed(repository);
+            logger.LogInformation("Deleted tag {Reference} in {Repository}", reference, repository);
+            return true;
         }
         var revision = await revisions.GetAsync(repository, digest, cancellationToken);
         if (revision is null) return false;
         foreach (var pointing in await tags.TagsPointingAtAsync(repository, digest, cancellationToken)) tags.Delete(repository, pointing);
         if (revision.Subject is { } subject && Digest.TryParse(subject, out var subjectDigest)) referrers.Remove(repository, subjectDigest, digest);
         revisions.Delete(repository, digest);
+        catalog.Removed(repository);
         logger.LogInformation("Deleted manifest {Digest} in {Repository}", digest, repository);
         return true;
     }
