@@ -77,8 +77,10 @@ public sealed class DiscoveryApiTests(RegistryServerFixture fixture) : IClassFix
     [Fact]
     public async Task CatalogListsRepositoriesWithPagination()
     {
+        var seed = 20;
         foreach (var name in new[] { "catalog/b", "catalog/a", "catalog/a/nested", "catalog/c" })
-            await client.PushBlobAsync(name, Encoding.UTF8.GetBytes(name));
+            await client.PushImageAsync(name, "v1", seed++);
+        await client.PushBlobAsync("catalog/blobsonly", Encoding.UTF8.GetBytes("layers without a manifest are no catalog entry"));
 
         using var all = await GetJsonAsync("v2/_catalog");
         var repositories = Strings(all.RootElement.GetProperty("repositories")).Where(r => r.StartsWith("catalog/")).ToArray();

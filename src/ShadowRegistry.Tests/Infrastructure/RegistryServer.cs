@@ -8,11 +8,13 @@ namespace ShadowRegistry.Tests.Infrastructure;
 public sealed class RegistryServer : IAsyncDisposable
 {
     private readonly WebApplication app;
+    private readonly bool ownsStorageRoot;
 
-    private RegistryServer(WebApplication app, string storageRoot, Uri baseAddress)
+    private RegistryServer(WebApplication app, string storageRoot, bool ownsStorageRoot, Uri baseAddress)
     {
         this.app = app;
         StorageRoot = storageRoot;
+        this.ownsStorageRoot = ownsStorageRoot;
         BaseAddress = baseAddress;
     }
 
@@ -29,10 +31,19 @@ public sealed class RegistryServer : IAsyncDisposable
     public static Task<RegistryServer> StartAsync(params string[] extraArgs) => StartAsync(null, extraArgs);
 
     /// <param name="overrideServices">Replaces registered services, e.g. the <see cref="TimeProvider"/> with a fake clock.</param>
-    public static async Task<RegistryServer> StartAsync(Action<IServiceCollection>? overrideServices, params string[] extraArgs)
+    public static Task<RegistryServer> StartAsync(Action<IServiceCollection>? overrideServices, params string[] extraArgs)
     {
         var storageRoot = Path.Combine(Path.GetTempPath(), "shadowregistry-tests", Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(storageRoot);
+        return StartAsync(storageRoot, ownsStorageRoot: true, overrideServices, extraArgs);
+    }
+
+    /// <summary>A registry over an existing storage root (prepared by the test, or a mount); the caller removes it.</summary>
+    public static Task<RegistryServer> StartOnAsync(string storageRoot, params string[] extraArgs) =>
+        StartAsync(storageRoot, ownsStorageRoot: false, null, extraArgs);
+
+    private static async Task<RegistryServer> StartAsync(string storageRoot, bool ownsStorageRoot, Action<IServiceCollection>? overrideServices, string[] extraArgs)
+    {
         string[] args =
         [
             "--urls", "http://127.0.0.1:0",
@@ -43,7 +54,7 @@ public sealed class RegistryServer : IAsyncDisposable
         var app = RegistryApp.Build(args, overrideServices);
         await app.StartAsync();
         var address = new Uri(app.Urls.First().Replace("[::]", "127.0.0.1") + "/");
-        return new RegistryServer(app, storageRoot, address);
+        return new RegistryServer(app, storageRoot, ownsStorageRoot, address);
     }
 
     public HttpClient CreateClient() => new() { BaseAddress = BaseAddress, Timeout = TimeSpan.FromMinutes(2) };
@@ -52,6 +63,7 @@ public sealed class RegistryServer : IAsyncDisposable
     {
         await app.StopAsync();
         await app.DisposeAsync();
+        if (!ownsStorageRoot) return;
         try
         {
             Directory.Delete(StorageRoot, recursive: true);

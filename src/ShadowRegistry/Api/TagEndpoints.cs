@@ -52,9 +52,9 @@ public sealed class TagEndpoints(
         await context.Response.WriteAsJsonAsync(new { name = requested.Value, tags = page }, context.RequestAborted);
     }
 
-    public Task CatalogAsync(HttpContext context)
+    public async Task CatalogAsync(HttpContext context)
     {
-        var page = Pagination.Page(context, catalog.List(), options.Value.MaxPageSize);
-        return context.Response.WriteAsJsonAsync(new { repositories = page }, context.RequestAborted);
+        var page = Pagination.Page(context, await catalog.ListAsync(context.RequestAborted), options.Value.MaxPageSize);
+        await context.Response.WriteAsJsonAsync(new { repositories = page }, context.RequestAborted);
     }
 }

@@ -21,9 +21,18 @@ public sealed class RegistryOptions
     /// <summary>Default and largest page size for tag lists and the catalog.</summary>
     public int MaxPageSize { get; set; } = 10_000;
 
-    /// <summary>Upload sessions idle this long are abandoned and removed, with leftover temporary files.</summary>
+    /// <summary>Upload sessions idle this long are abandoned and removed.</summary>
     public TimeSpan UploadExpiry { get; set; } = TimeSpan.FromHours(24);
 
-    /// <summary>How often abandoned uploads are looked for.</summary>
+    /// <summary>How often abandoned uploads and crash debris are looked for (the first pass runs at start-up).</summary>
     public TimeSpan UploadCleanupInterval { get; set; } = TimeSpan.FromMinutes(15);
+
+    /// <summary>
+    /// Temporary files (tmp/ and dot-temporaries beside metadata files) not written to for this long are debris of
+    /// a killed process and are removed. A live writer touches its file far more often than this.
+    /// </summary>
+    public TimeSpan TemporaryFileExpiry { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>How often the in-memory catalog is rebuilt from storage, which bounds how stale it can be about other processes' writes.</summary>
+    public TimeSpan CatalogRefreshInterval { get; set; } = TimeSpan.FromMinutes(1);
 }

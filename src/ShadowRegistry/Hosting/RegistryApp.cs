@@ -46,12 +46,15 @@ public static class RegistryApp
             .Bind(builder.Configuration.GetSection(RegistryOptions.Section))
             .Validate(o => o.MaxManifestBytes > 0 && o.MaxPageSize > 0 && o.MaxRequestBodyBytes > 0, "MaxManifestBytes, MaxPageSize and MaxRequestBodyBytes must be positive")
             .Validate(o => o.UploadExpiry > TimeSpan.Zero && o.UploadCleanupInterval > TimeSpan.Zero, "UploadExpiry and UploadCleanupInterval must be positive")
+            .Validate(o => o.TemporaryFileExpiry > TimeSpan.Zero, "TemporaryFileExpiry must be positive")
+            .Validate(o => o.CatalogRefreshInterval > TimeSpan.Zero, "CatalogRefreshInterval must be positive")
             .ValidateOnStart();
         builder.Services.AddOptions<ShadowOptions>()
             .Bind(builder.Configuration.GetSection(ShadowOptions.Section))
             .Validate(o => o.BreakAfterFailures > 0 && o.BreakAfterRepositories > 0 && o.BreakDuration > TimeSpan.Zero,
                 "BreakAfterFailures, BreakAfterRepositories and BreakDuration must be positive")
             .ValidateOnStart();
+        builder.Services.AddSingleton(TimeProvider.System);
         AddStorage(builder.Services);
         AddUpstream(builder.Services);
         AddApi(builder.Services);
@@ -80,7 +83,8 @@ public static class RegistryApp
         services.AddSingleton<BlobStore>();
         services.AddSingleton<UploadHashStates>();
         services.AddSingleton<UploadStore>();
-        services.AddHostedService<UploadJanitor>();
+        services.AddSingleton<CrashDebris>();
+        services.AddHostedService<StorageJanitor>();
         services.AddSingleton<BlobLinks>();
         services.AddSingleton<TagStore>();
         services.AddSingleton<ManifestRevisions>();
@@ -91,7 +95,6 @@ public static class RegistryApp
 
     private static void AddUpstream(IServiceCollection services)
     {
-        services.AddSingleton(TimeProvider.System);
         services.AddSingleton<RepositoryResolver>();
         services.AddSingleton<UpstreamResilience>();
         services.AddSingleton<UpstreamHealth>();

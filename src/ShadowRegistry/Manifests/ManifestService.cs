@@ -20,6 +20,7 @@ public sealed class ManifestService(
     ManifestRevisions revisions,
     TagStore tags,
     ReferrerIndex referrers,
+    RepositoryCatalog catalog,
     ILogger<ManifestService> logger)
 {
     /// <param name="reference">A tag, or the digest the client claims the content has.</param>
@@ -62,6 +63,8 @@ public sealed class ManifestService(
         async Task RecordAsync()
         {
             await revisions.PutAsync(repository, digest, revision, cancellationToken);
+            // The revision alone makes the repository a catalog entry, even if a later step fails.
+            catalog.Added(repository);
             if (referrer is not null) await referrers.AddAsync(repository, subject!.Value, referrer, cancellationToken);
         }
 
@@ -95,8 +98,10 @@ public sealed class ManifestService(
         if (parsed is not { } digest)
         {
             var deleted = tags.Delete(repository, tag!);
-            if (deleted) logger.LogInformation("Deleted tag {Reference} in {Repository}", reference, repository);
-            return deleted;
+            if (!deleted) return false;
+            catalog.Removed(repository);
+            logger.LogInformation("Deleted tag {Reference} in {Repository}", reference, repository);
+            return true;
         }
         var revision = await revisions.GetAsync(repository, digest, cancellationToken);
         if (revision is null) return false;
@@ -106,6 +111,7 @@ public sealed class ManifestService(
         if (revision.Subject is { } subject && Digest.TryParse(subject, out var subjectDigest)) referrers.Remove(repository, subjectDigest, digest);
         foreach (var pointing in await tags.TagsPointingAtAsync(repository, digest, cancellationToken))
             await tags.DeleteIfAsync(repository, pointing, digest, cancellationToken);
+        catalog.Removed(repository);
         logger.LogInformation("Deleted manifest {Digest} in {Repository}", digest, repository);
         return true;
     }

@@ -10,15 +10,24 @@ namespace ShadowRegistry.Storage;
 /// chunk is appended or the upload is finished, so two requests on one session cannot interleave. Finishing
 /// verifies digest and size and hands the file to <see cref="BlobStore.Publish"/>: the only way a blob appears.
 /// </summary>
-public sealed partial class UploadStore(StorageLayout layout, BlobStore blobs, UploadHashStates hashStates, ILogger<UploadStore> logger)
+public sealed partial class UploadStore(StorageLayout layout, BlobStore blobs, UploadHashStates hashStates, TimeProvider time, ILogger<UploadStore> logger)
 {
     public async Task<UploadSession> StartAsync(RepositoryName repository, CancellationToken cancellationToken)
     {
         var id = Guid.NewGuid().ToString("N");
         var session = new UploadSession(id, repository, layout.Upload(id));
-        Directory.CreateDirectory(session.Directory);
-        await using (new FileStream(session.DataPath, FileMode.CreateNew, FileAccess.Write)) { }
-        await AtomicFile.WriteAllBytesAsync(session.InfoPath, Encoding.UTF8.GetBytes(repository.Value), cancellationToken);
+        try
+        {
+            Directory.CreateDirectory(session.Directory);
+            await using (new FileStream(session.DataPath, FileMode.CreateNew, FileAccess.Write)) { }
+            await AtomicFile.WriteAllBytesAsync(session.InfoPath, Encoding.UTF8.GetBytes(repository.Value), cancellationToken);
+        }
+        catch
+        {
+            // A disk too full for the marker must not leave a half-made session for the janitor.
+            End(session);
+            throw;
+        }
         logger.LogInformation("Started upload {UploadId} to {Repository}", id, repository);
         return session;
     }
@@ -60,22 +69,31 @@ public sealed partial class UploadStore(StorageLayout layout, BlobStore blobs, U
         await using var file = OpenExclusive(session);
         var start = file.Length;
         if (rangeStart is { } requested && requested != start) throw RegistryError.RangeInvalid(start);
-        var state = await WriteChunkAsync(session, file, body, expectedLength, cancellationToken, keepState: false);
-        file.Flush(flushToDisk: true);
-
+        var state = await WriteChunkAsync(session, file, body, expectedLength, cancellationToken, finishing: true);
         Digest actual;
-        if (state is not null && expected.Algorithm == Digest.Sha256)
+        try
         {
-            actual = Digest.FromHash(Digest.Sha256, state.Hasher.GetHashAndReset());
+            if (state is not null && expected.Algorithm == Digest.Sha256)
+            {
+                actual = Digest.FromHash(Digest.Sha256, state.Hasher.GetHashAndReset());
+            }
+            else
+            {
+                using var hasher = Digest.CreateHasher(expected.Algorithm);
+                file.Position = 0;
+                await StreamCopy.HashAsync(file, hasher, cancellationToken);
+                actual = Digest.FromHash(expected.Algorithm, hasher.GetHashAndReset());
+            }
         }
-        else
+        catch
         {
-            using var hasher = Digest.CreateHasher(expected.Algorithm);
-            file.Position = 0;
-            await StreamCopy.HashAsync(file, hasher, cancellationToken);
-            actual = Digest.FromHash(expected.Algorithm, hasher.GetHashAndReset());
+            file.SetLength(start); // the session goes on, holding what the client was last told
+            throw;
         }
-        state?.Hasher.Dispose();
+        finally
+        {
+            state?.Hasher.Dispose();
+        }
 
         var size = file.Length;
         if (actual != expected)
@@ -87,7 +105,17 @@ public sealed partial class UploadStore(StorageLayout layout, BlobStore blobs, U
 
         // Still holding the lock: publish, then end the session, so a writer that opened the file before the
         // rename finds the session gone once it gets the lock and writes nothing into the published blob.
-        blobs.Publish(session.DataPath, actual);
+        try
+        {
+            blobs.Publish(session.DataPath, actual);
+        }
+        catch when (File.Exists(session.DataPath))
+        {
+            // Not renamed (e.g. no space for the blob's folder): the file is still the session's, so take the last
+            // chunk back and let the client resume. Once renamed, the handle is the blob's and must not be cut.
+            file.SetLength(start);
+            throw;
+        }
         End(session);
         logger.LogInformation("Upload {UploadId} to {Repository} committed {Digest} ({Size} bytes)", session.Id, session.Repository, actual, size);
         return size;
@@ -100,15 +128,16 @@ public sealed partial class UploadStore(StorageLayout layout, BlobStore blobs, U
     }
 
     /// <summary>
-    /// Removes sessions nobody wrote to for <paramref name="expiry"/> and temporary files as old; a session busy
-    /// right now is skipped. Returns how many sessions were removed.
+    /// Removes sessions nobody wrote to for <paramref name="expiry"/>; a session busy right now is skipped. Returns
+    /// how many sessions were removed.
     /// </summary>
-    public int PurgeAbandoned(TimeSpan expiry)
+    public int PurgeAbandoned(TimeSpan expiry, CancellationToken cancellationToken)
     {
-        var cutoff = DateTime.UtcNow - expiry;
+        var cutoff = (time.GetUtcNow() - expiry).UtcDateTime;
         var purged = 0;
         foreach (var directory in Directory.EnumerateDirectories(layout.UploadsRoot))
         {
+            cancellationToken.ThrowIfCancellationRequested();
             var id = Path.GetFileName(directory);
             var data = new FileInfo(Path.Combine(directory, "data"));
             var lastWrite = data.Exists ? data.LastWriteTimeUtc : Directory.GetLastWriteTimeUtc(directory);
@@ -129,8 +158,6 @@ public sealed partial class UploadStore(StorageLayout layout, BlobStore blobs, U
             purged++;
             logger.LogInformation("Removed abandoned upload {UploadId}, idle since {LastWrite:u}", id, lastWrite);
         }
-        foreach (var temp in Directory.EnumerateFiles(layout.TempRoot))
-            if (File.GetLastWriteTimeUtc(temp) <= cutoff) AtomicFile.TryDelete(temp);
         return purged;
     }
 
@@ -155,8 +182,14 @@ public sealed partial class UploadStore(StorageLayout layout, BlobStore blobs, U
         }
     }
 
+    /// <summary>
+    /// Appends the request body at the end of the file, all or nothing: on any failure (client gone, body shorter than
+    /// announced, disk full) the file is cut back to where it was. When <paramref name="finishing"/>, the bytes are
+    /// also fsynced inside that guarantee, since a full disk may only show there, and the hash state is returned
+    /// (or null) instead of kept.
+    /// </summary>
     private async Task<UploadHashStates.State?> WriteChunkAsync(UploadSession session, FileStream file, Stream body, long? expectedLength,
-        CancellationToken cancellationToken, bool keepState = true)
+        CancellationToken cancellationToken, bool finishing = false)
     {
         var start = file.Length;
         var state = hashStates.Take(session.Id, start);
@@ -166,7 +199,8 @@ public sealed partial class UploadStore(StorageLayout layout, BlobStore blobs, U
             var written = await StreamCopy.CopyAsync(body, file, state?.Hasher, cancellationToken);
             if (expectedLength is { } length && written != length)
                 throw RegistryError.SizeInvalid($"received {written} bytes, expected {length}");
-            await file.FlushAsync(cancellationToken);
+            if (finishing) file.Flush(flushToDisk: true);
+            else await file.FlushAsync(cancellationToken);
             if (state is not null) state.Offset = file.Length;
         }
         catch
@@ -176,7 +210,7 @@ public sealed partial class UploadStore(StorageLayout layout, BlobStore blobs, U
             file.SetLength(start);
             throw;
         }
-        if (!keepState) return state;
+        if (finishing) return state;
         if (state is not null) hashStates.Put(session.Id, state);
         return null;
     }
