@@ -48,12 +48,14 @@ public sealed class TokenRequestLimitsTests(DevelopmentAuthServerFixture fixture
     [Fact]
     public async Task ChunkedFormWithoutContentLengthIsRefusedWith413AtTheLimit()
     {
-        // 100 KiB in 4 KiB chunks and no final chunk: the server must stop at 64 KiB, not wait for the end.
+        // 100 KiB in 4 KiB chunks and no final chunk: the server must stop at 64 KiB, not wait for the end. Each chunk
+        // is a well-formed field (short key, value under the value limit), so only the body limit can refuse it.
         var chunks = new MemoryStream();
         for (var i = 0; i < 25; i++)
         {
+            var field = Encoding.ASCII.GetBytes($"f{i:D2}=").Concat(Filler(4096 - 5)).Append((byte)'&').ToArray();
             chunks.Write(Encoding.ASCII.GetBytes("1000\r\n"));
-            chunks.Write(Filler(4096));
+            chunks.Write(field);
             chunks.Write("\r\n"u8);
         }
         var (status, body) = await SendPartlyAsync($"{FormHead}Transfer-Encoding: chunked\r\n\r\n", chunks.ToArray());
