@@ -47,6 +47,14 @@ public static class AuthTestSupport
         return await writer.PushImageAsync(repository, tag, seed);
     }
 
+    /// <summary>Pushes one blob as the writer, with a token for exactly that repository.</summary>
+    public static async Task<string> PushBlobAsWriterAsync(RegistryServer server, HttpClient client, string repository, byte[] blob)
+    {
+        var token = await TokenAsync(client, Writer, $"repository:{repository}:pull,push");
+        using var writer = WithToken(server, token);
+        return await writer.PushBlobAsync(repository, blob);
+    }
+
     public static async Task<string> TokenAsync(HttpClient client, TestUser? user, params string[] scopes)
     {
         using var response = await RequestTokenAsync(client, user?.Name, user?.Password, scopes);

@@ -34,8 +34,7 @@ public sealed class MountSourceTests : IAsyncLifetime
     {
         var secret = OciHttp.RandomBytes(4096, 31);
         var digest = OciHttp.Sha256(secret);
-        var writerToken = await TokenAsync(client, Writer, "repository:team-b/secret:pull,push");
-        using (var writer = WithToken(server, writerToken)) await writer.PushBlobAsync("team-b/secret", secret);
+        await PushBlobAsWriterAsync(server, client, "team-b/secret", secret);
 
         // Team may read team-a/empty, but team-a/empty holds nothing (locally or upstream).
         var token = await TokenAsync(client, Team, "repository:team-a/x:pull,push", "repository:team-a/empty:pull");
@@ -56,8 +55,7 @@ public sealed class MountSourceTests : IAsyncLifetime
         var digest = OciHttp.Sha256(layer);
         upstream.ServeBlob("team-a/base", layer);
         // The same bytes are already held locally for another repository: they count once the upstream confirms.
-        var writerToken = await TokenAsync(client, Writer, "repository:team-b/copy:pull,push");
-        using (var writer = WithToken(server, writerToken)) await writer.PushBlobAsync("team-b/copy", layer);
+        await PushBlobAsWriterAsync(server, client, "team-b/copy", layer);
 
         var token = await TokenAsync(client, Team, "repository:team-a/y:pull,push", "repository:team-a/base:pull");
         using var mount = await client.SendAsync(HttpMethod.Post, $"v2/team-a/y/blobs/uploads/?mount={digest}&from=team-a/base", token);
@@ -73,8 +71,7 @@ public sealed class MountSourceTests : IAsyncLifetime
         // Held locally for team-b; the upstream's team-a/other has a blob under that digest with another size.
         var secret = OciHttp.RandomBytes(4096, 33);
         var digest = OciHttp.Sha256(secret);
-        var writerToken = await TokenAsync(client, Writer, "repository:team-b/held:pull,push");
-        using (var writer = WithToken(server, writerToken)) await writer.PushBlobAsync("team-b/held", secret);
+        await PushBlobAsWriterAsync(server, client, "team-b/held", secret);
         upstream.Server
             .Given(WireMock.RequestBuilders.Request.Create().WithPath($"/v2/team-a/other/blobs/{digest}").UsingHead())
             .RespondWith(WireMock.ResponseBuilders.Response.Create().WithStatusCode(200).WithHeader("Content-Length", "10"));

@@ -103,8 +103,7 @@ public sealed class RestrictedModeTests(RestrictedServerFixture fixture) : IClas
     {
         var blob = OciHttp.RandomBytes(4096, 15);
         var digest = OciHttp.Sha256(blob);
-        var sourceToken = await TokenAsync(client, Writer, "repository:private/mount-source:pull,push");
-        using (var writer = WithToken(server, sourceToken)) await writer.PushBlobAsync("private/mount-source", blob);
+        await PushBlobAsWriterAsync(server, client, "private/mount-source", blob);
 
         // Team asks for the source too, but is not granted it: no mount, a fresh session to upload into instead.
         var token = await TokenAsync(client, Team, "repository:team-a/mount-target:pull,push", "repository:private/mount-source:pull");
