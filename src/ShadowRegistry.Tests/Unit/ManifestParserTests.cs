@@ -70,7 +70,7 @@ public sealed class ManifestParserTests
     [InlineData("{\"schemaVersion\":2,\"mediaType\":\"application/vnd.docker.distribution.manifest.v1+prettyjws\"}", "unsupported")]
     public void InvalidManifestsAreManifestInvalid(string json, string messagePart)
     {
-        var error = Assert.Throws<RegistryError>(() => Parse(json, null));
+        var error = RegistryErrorMapper.TryMap(Assert.Throws<ManifestInvalidException>(() => Parse(json, null)))!;
         Assert.Equal("MANIFEST_INVALID", error.Code);
         Assert.Equal(400, error.Status);
         Assert.Contains(messagePart, error.Message);

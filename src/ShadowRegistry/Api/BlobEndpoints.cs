@@ -29,7 +29,7 @@ public sealed class BlobEndpoints(
             await ServeLocalAsync(context, digest, size);
             return;
         }
-        if (target.Upstream is not { } upstream) throw RegistryError.BlobUnknown(digest);
+        if (target.Upstream is not { } upstream) throw new BlobUnknownException(digest);
         if (links.GetCachedSize(target.Local, digest) is { } cached)
         {
             diagnostics.Set("Source", "cache");
@@ -40,7 +40,7 @@ public sealed class BlobEndpoints(
         {
             // The bytes are here already (pushed or cached for another repository). Only the upstream's word that
             // this repository has them makes them this repository's; then keep them instead of downloading again.
-            var upstreamSize = await upstreamClient.GetBlobSizeAsync(upstream, digest, context.RequestAborted) ?? throw RegistryError.BlobUnknown(digest);
+            var upstreamSize = await upstreamClient.GetBlobSizeAsync(upstream, digest, context.RequestAborted) ?? throw new BlobUnknownException(digest);
             if (upstreamSize == held)
             {
                 await links.CacheAsync(target.Local, digest, context.RequestAborted);
@@ -67,7 +67,7 @@ public sealed class BlobEndpoints(
     {
         diagnostics.Set("Repository", target.Local.Value);
         diagnostics.Set("Digest", digest.ToString());
-        if (!links.Unlink(target.Local, digest)) throw RegistryError.BlobUnknown(digest);
+        if (!links.Unlink(target.Local, digest)) throw new BlobUnknownException(digest);
         context.Response.StatusCode = StatusCodes.Status202Accepted;
         context.Response.ContentLength = 0;
         return Task.CompletedTask;
@@ -89,7 +89,7 @@ public sealed class BlobEndpoints(
         // Only byte ranges exist for blobs; a Range in any other unit is ignored rather than read as bytes.
         var range = context.Request.Headers.Range.ToString();
         if (range.Length > 0 && !range.TrimStart().StartsWith("bytes=", StringComparison.OrdinalIgnoreCase)) context.Request.Headers.Remove("Range");
-        else if (range.Length > 0 && Unsatisfiable(range, size)) throw RegistryError.RangeNotSatisfiable(size);
+        else if (range.Length > 0 && Unsatisfiable(range, size)) throw new BlobRangeNotSatisfiableException(size);
         var file = Results.File(blobs.PathOf(digest), MediaTypes.OctetStream, enableRangeProcessing: true,
             entityTag: new Microsoft.Net.Http.Headers.EntityTagHeaderValue($"\"{digest}\""));
         await file.ExecuteAsync(context);

@@ -22,7 +22,7 @@ public sealed class ManifestEndpoints(
         diagnostics.Set("Reference", reference);
         // A reference no manifest can have (OCI conformance: ".INVALID_MANIFEST_NAME") is not there: 404, not 400,
         // and it is never asked of the upstream.
-        if (!ManifestService.IsValidReference(reference)) throw RegistryError.ManifestUnknown(reference);
+        if (!ManifestService.IsValidReference(reference)) throw new ManifestUnknownException(reference);
         var head = HttpMethods.IsHead(context.Request.Method);
         var local = await manifests.GetAsync(target.Local, reference, context.RequestAborted);
         (Domain.Digest Digest, string MediaType, long Size, byte[]? Content) found;
@@ -34,17 +34,17 @@ public sealed class ManifestEndpoints(
         else if (target.Upstream is { } upstream)
         {
             var (remote, source) = await upstreamManifests.GetAsync(upstream, reference, head, context.Request, context.RequestAborted);
-            if (remote is null) throw RegistryError.ManifestUnknown(reference);
+            if (remote is null) throw new ManifestUnknownException(reference);
             diagnostics.Set("Source", source);
             found = (remote.Digest, remote.MediaType, remote.Size, remote.Content);
         }
         else
         {
-            throw RegistryError.ManifestUnknown(reference);
+            throw new ManifestUnknownException(reference);
         }
         diagnostics.Set("Digest", found.Digest.ToString());
         if (!Accepts(context.Request, found.MediaType))
-            throw new RegistryError(404, "MANIFEST_UNKNOWN", $"manifest is of type {found.MediaType}, which the Accept header does not include", new { reference });
+            throw new ManifestUnknownException(reference, found.MediaType);
 
         var response = context.Response;
         response.ContentType = found.MediaType;
@@ -79,8 +79,8 @@ public sealed class ManifestEndpoints(
         var name = target.Local;
         diagnostics.Set("Repository", name.Value);
         diagnostics.Set("Reference", reference);
-        if (!ManifestService.IsValidReference(reference)) throw RegistryError.ManifestUnknown(reference);
-        if (!await manifests.DeleteAsync(name, reference, context.RequestAborted)) throw RegistryError.ManifestUnknown(reference);
+        if (!ManifestService.IsValidReference(reference)) throw new ManifestUnknownException(reference);
+        if (!await manifests.DeleteAsync(name, reference, context.RequestAborted)) throw new ManifestUnknownException(reference);
         context.Response.StatusCode = StatusCodes.Status202Accepted;
         context.Response.ContentLength = 0;
     }
@@ -88,13 +88,11 @@ public sealed class ManifestEndpoints(
     /// <summary>Reads a manifest body, refusing (413) anything over the limit without reading more than limit + 1 bytes.</summary>
     private static async Task<byte[]> ReadLimitedAsync(HttpRequest request, int limit, CancellationToken cancellationToken)
     {
-        if (request.ContentLength > limit) throw TooLarge(limit);
-        var content = await StreamCopy.ReadLimitedAsync(request.Body, limit, cancellationToken) ?? throw TooLarge(limit);
-        if (request.ContentLength is { } length && length != content.Length) throw RegistryError.SizeInvalid($"received {content.Length} bytes, expected {length}");
+        if (request.ContentLength > limit) throw new ManifestTooLargeException(limit);
+        var content = await StreamCopy.ReadLimitedAsync(request.Body, limit, cancellationToken) ?? throw new ManifestTooLargeException(limit);
+        if (request.ContentLength is { } length && length != content.Length) throw new SizeInvalidException($"received {content.Length} bytes, expected {length}");
         return content;
     }
-
-    private static RegistryError TooLarge(int limit) => RegistryError.ManifestInvalid($"manifest exceeds the limit of {limit} bytes", StatusCodes.Status413PayloadTooLarge);
 
     /// <summary>No Accept header, a wildcard, plain JSON or the manifest's own type: anything else gets no manifest.</summary>
     public static bool Accepts(HttpRequest request, string mediaType)

@@ -1,3 +1,5 @@
+using ShadowRegistry.Domain;
+
 namespace ShadowRegistry.Api;
 
 /// <summary>The n/last pagination shared by the tag list and the catalog, over an ordinally sorted list.</summary>
@@ -14,7 +16,7 @@ public static class Pagination
         if (query.TryGetValue("n", out var nValue))
         {
             if (!int.TryParse(nValue.ToString(), out var parsed) || parsed < 0)
-                throw RegistryError.PaginationInvalid($"invalid page size n={nValue}");
+                throw new PaginationInvalidException($"invalid page size n={nValue}");
             n = Math.Min(parsed, maxPageSize);
         }
         var last = query["last"].ToString();

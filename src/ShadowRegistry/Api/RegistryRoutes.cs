@@ -78,8 +78,8 @@ public sealed class RegistryRoutes(
     private RepositoryTarget Target(HttpContext context, RouteMatch route) => resolver.Resolve(Name(route), context.Request.Query["ns"]);
 
     private static RepositoryName Name(RouteMatch route) =>
-        RepositoryName.TryParse(route.Name, out var name) ? name : throw RegistryError.NameInvalid(route.Name);
+        RepositoryName.TryParse(route.Name, out var name) ? name : throw new NameInvalidException(route.Name);
 
     public static Digest ParseDigest(string value) =>
-        Digest.TryParse(value, out var digest) ? digest : throw RegistryError.DigestInvalid($"invalid or unsupported digest '{value}'");
+        Digest.TryParse(value, out var digest) ? digest : throw new DigestInvalidException($"invalid or unsupported digest '{value}'");
 }

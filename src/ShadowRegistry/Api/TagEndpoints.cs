@@ -34,10 +34,10 @@ public sealed class TagEndpoints(
                 }
                 else if (!localExists)
                 {
-                    throw RegistryError.NameUnknown(requested);
+                    throw new NameUnknownException(requested);
                 }
             }
-            catch (RegistryError e) when (localExists && e.Code == "UNAVAILABLE")
+            catch (UpstreamUnavailableException e) when (localExists)
             {
                 // The upstream being down must not hide what was pushed here.
                 logger.LogWarning("Tag list of {Repository} served without upstream tags: {Reason}", target.Local, e.Message);
@@ -45,7 +45,7 @@ public sealed class TagEndpoints(
         }
         else if (!localExists)
         {
-            throw RegistryError.NameUnknown(requested);
+            throw new NameUnknownException(requested);
         }
         diagnostics.Set("Source", source);
         var page = Pagination.Page(context, merged, options.Value.MaxPageSize);

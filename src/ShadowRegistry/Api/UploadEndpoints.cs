@@ -78,8 +78,9 @@ public sealed partial class UploadEndpoints(
             logger.LogInformation("Mount of {Digest} from {From} not possible: the upstream repository does not have it", digest, from.Upstream);
             return false;
         }
-        catch (RegistryError e)
+        catch (Exception e) when (e is BlobUnknownException or UpstreamUnavailableException or UpstreamBadContentException)
         {
+            // The upstream does not have it after all, or cannot deliver it now: the client uploads the blob itself.
             logger.LogInformation("Mount of {Digest} from {From} not possible: {Reason}", digest, from.Upstream, e.Message);
             return false;
         }
@@ -101,7 +102,7 @@ public sealed partial class UploadEndpoints(
         var name = target.Local;
         var session = await FindAsync(context, name, id);
         var digestValue = context.Request.Query["digest"].ToString();
-        if (digestValue.Length == 0) throw RegistryError.DigestInvalid("the digest query parameter is required to finish an upload");
+        if (digestValue.Length == 0) throw new DigestInvalidException("the digest query parameter is required to finish an upload");
         var digest = RegistryRoutes.ParseDigest(digestValue);
         diagnostics.Set("Digest", digest.ToString());
         var rangeStart = ParseContentRange(context.Request, uploads.Size(session));
@@ -131,7 +132,7 @@ public sealed partial class UploadEndpoints(
     {
         diagnostics.Set("Repository", name.Value);
         diagnostics.Set("UploadId", id);
-        return await uploads.FindAsync(name, id, context.RequestAborted) ?? throw RegistryError.BlobUploadUnknown(id);
+        return await uploads.FindAsync(name, id, context.RequestAborted) ?? throw new BlobUploadUnknownException(id);
     }
 
     /// <summary>
@@ -143,12 +144,12 @@ public sealed partial class UploadEndpoints(
         var header = request.Headers.ContentRange.ToString();
         if (header.Length == 0) return null;
         var match = ContentRangePattern().Match(header);
-        if (!match.Success) throw RegistryError.RangeInvalid(currentSize);
+        if (!match.Success) throw new UploadRangeException(currentSize);
         var start = long.Parse(match.Groups["start"].Value);
         var end = long.Parse(match.Groups["end"].Value);
-        if (end < start) throw RegistryError.RangeInvalid(currentSize);
+        if (end < start) throw new UploadRangeException(currentSize);
         if (request.ContentLength is { } length && length != end - start + 1)
-            throw RegistryError.RangeInvalid(currentSize);
+            throw new UploadRangeException(currentSize);
         return start;
     }
 

@@ -44,7 +44,7 @@ public sealed class RegistryAuthMiddleware(
         // Dispatch would refuse an invalid name anyway; refusing it first keeps it out of the challenge header, where a
         // control character cannot go.
         if (route.Kind is not (RouteKind.VersionCheck or RouteKind.Catalog) && !RepositoryName.TryParse(route.Name, out _))
-            throw RegistryError.NameInvalid(route.Name);
+            throw new NameInvalidException(route.Name);
         var need = Requirement.For(route, context.Request.Method, Names(route.Name, context.Request.Query["ns"]));
         ValidatedToken? token = null;
         var authorization = context.Request.Headers.Authorization.ToString();
@@ -115,10 +115,10 @@ public sealed class RegistryAuthMiddleware(
             var local = resolver.Resolve(parsed, namespaceHint).Local.Value;
             return local == name ? [name] : [name, local];
         }
-        catch (RegistryError)
+        catch (NameInvalidException)
         {
             // The ns hint makes no valid local name: dispatch would refuse the request, so refuse it here.
-            throw RegistryError.NameInvalid($"{namespaceHint}/{name}");
+            throw new NameInvalidException($"{namespaceHint}/{name}");
         }
     }
 

@@ -1,11 +1,12 @@
 using ShadowRegistry.Api;
+using ShadowRegistry.Domain;
 
 namespace ShadowRegistry.Hosting;
 
 /// <summary>
-/// Adds the API version header to every response and turns failures into OCI error bodies: client errors with
-/// their own code and status, a body cut short with 400, a full disk with 507, and anything unexpected with a
-/// logged 500.
+/// Adds the API version header to every response and turns failures into OCI error bodies: HTTP errors as they are,
+/// domain exceptions through <see cref="RegistryErrorMapper"/>, a body cut short with 400, a full disk with 507, and
+/// anything unexpected with a logged 500.
 /// </summary>
 public sealed class RegistryErrorMiddleware(RequestDelegate next, ILogger<RegistryErrorMiddleware> logger)
 {
@@ -21,6 +22,10 @@ public sealed class RegistryErrorMiddleware(RequestDelegate next, ILogger<Regist
         {
             await error.WriteAsync(context.Response);
         }
+        catch (RegistryException e) when (!context.Response.HasStarted && e is not StorageFullException && RegistryErrorMapper.TryMap(e) is { } error)
+        {
+            await error.WriteAsync(context.Response);
+        }
         catch (BadHttpRequestException e) when (!context.Response.HasStarted)
         {
             // Kestrel's verdict on the body itself: shorter than Content-Length, or malformed framing.
@@ -31,35 +36,19 @@ public sealed class RegistryErrorMiddleware(RequestDelegate next, ILogger<Regist
         {
             logger.LogInformation("Client went away during {Method} {Path}", context.Request.Method, context.Request.Path);
         }
-        catch (Exception e) when (!context.Response.HasStarted && IsStorageFull(e))
+        catch (Exception e) when (!context.Response.HasStarted && StorageFullException.IsCause(e))
         {
+            // Storage lets the file system's ENOSPC/EDQUOT IOException through as it is, so it is recognised here.
             // Not a fault of this request or of the registry: the storage layer has already rolled back what it
             // wrote, so the client may retry (an upload session resumes from the offset it was last told).
             logger.LogError("Storage is full during {Method} {Path}: {Reason}", context.Request.Method, context.Request.Path, e.Message);
-            await new RegistryError(StatusCodes.Status507InsufficientStorage, "UNAVAILABLE", "registry storage is full; try again later").WriteAsync(context.Response);
+            var full = e as StorageFullException ?? new StorageFullException(e);
+            await RegistryErrorMapper.TryMap(full)!.WriteAsync(context.Response);
         }
         catch (Exception e) when (!context.Response.HasStarted)
         {
             logger.LogError(e, "Unhandled error for {Method} {Path}", context.Request.Method, context.Request.Path);
             await new RegistryError(500, "UNKNOWN", "internal server error").WriteAsync(context.Response);
         }
-    }
-
-    /// <summary>
-    /// Out of space or over quota. .NET sets an IOException's HResult to the raw errno on Unix (ENOSPC 28, EDQUOT
-    /// 122 on Linux, 69 on macOS) and to an HRESULT wrapping the Win32 error on Windows (ERROR_HANDLE_DISK_FULL 39,
-    /// ERROR_DISK_FULL 112).
-    /// </summary>
-    public static bool IsStorageFull(Exception? exception)
-    {
-        for (var e = exception; e is not null; e = e.InnerException)
-        {
-            if (e is not IOException) continue;
-            var fullOnThisSystem = OperatingSystem.IsWindows()
-                ? e.HResult is unchecked((int)0x80070027) or unchecked((int)0x80070070)
-                : e.HResult == 28 || e.HResult == (OperatingSystem.IsLinux() ? 122 : 69);
-            if (fullOnThisSystem) return true;
-        }
-        return false;
     }
 }

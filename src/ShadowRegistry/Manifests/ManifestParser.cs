@@ -1,5 +1,4 @@
 using System.Text.Json;
-using ShadowRegistry.Api;
 using ShadowRegistry.Domain;
 
 namespace ShadowRegistry.Manifests;
@@ -11,7 +10,7 @@ public static class ManifestParser
     public static ParsedManifest Parse(ReadOnlySpan<byte> content, string? contentType)
     {
         // JSON text is UTF-8; the reader checks structure, not the bytes inside strings (reading one would throw later).
-        if (!System.Text.Unicode.Utf8.IsValid(content)) throw RegistryError.ManifestInvalid("manifest is not valid UTF-8");
+        if (!System.Text.Unicode.Utf8.IsValid(content)) throw new ManifestInvalidException("manifest is not valid UTF-8");
         JsonDocument document;
         try
         {
@@ -19,14 +18,14 @@ public static class ManifestParser
         }
         catch (JsonException e)
         {
-            throw RegistryError.ManifestInvalid($"manifest is not valid JSON: {e.Message}");
+            throw new ManifestInvalidException($"manifest is not valid JSON: {e.Message}");
         }
         using (document)
         {
             var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object) throw RegistryError.ManifestInvalid("manifest must be a JSON object");
+            if (root.ValueKind != JsonValueKind.Object) throw new ManifestInvalidException("manifest must be a JSON object");
             if (!root.TryGetProperty("schemaVersion", out var version) || version.ValueKind != JsonValueKind.Number || !version.TryGetInt32(out var v) || v != 2)
-                throw RegistryError.ManifestInvalid("manifest schemaVersion must be 2 (schema 1 is not supported)");
+                throw new ManifestInvalidException("manifest schemaVersion must be 2 (schema 1 is not supported)");
 
             var declared = OptionalString(root, "mediaType");
             var mediaType = ResolveMediaType(contentType, declared, root);
@@ -45,7 +44,7 @@ public static class ManifestParser
             }
 
             if (!root.TryGetProperty("config", out var configElement))
-                throw RegistryError.ManifestInvalid("image manifest has no config descriptor");
+                throw new ManifestInvalidException("image manifest has no config descriptor");
             var config = ReadDescriptor(configElement, "config");
             var blobs = new List<(Digest, long)> { (config.Digest, config.Size) };
             foreach (var layer in ReadDescriptorArray(root, "layers", required: true))
@@ -64,11 +63,11 @@ public static class ManifestParser
         var fromHeader = contentType?.Split(';')[0].Trim();
         if (fromHeader is "" or MediaTypes.Json or MediaTypes.OctetStream) fromHeader = null;
         if (fromHeader is not null && declared is not null && fromHeader != declared)
-            throw RegistryError.ManifestInvalid($"Content-Type '{fromHeader}' does not match the manifest's mediaType '{declared}'");
+            throw new ManifestInvalidException($"Content-Type '{fromHeader}' does not match the manifest's mediaType '{declared}'");
         var mediaType = fromHeader ?? declared
             ?? (root.TryGetProperty("manifests", out _) ? MediaTypes.OciIndex : MediaTypes.OciManifest);
         if (!MediaTypes.IsSupportedManifest(mediaType))
-            throw RegistryError.ManifestInvalid($"unsupported manifest media type '{mediaType}'");
+            throw new ManifestInvalidException($"unsupported manifest media type '{mediaType}'");
         return mediaType;
     }
 
@@ -76,16 +75,16 @@ public static class ManifestParser
     {
         if (!root.TryGetProperty(property, out var array) || array.ValueKind == JsonValueKind.Null)
         {
-            if (required) throw RegistryError.ManifestInvalid($"manifest has no '{property}' array");
+            if (required) throw new ManifestInvalidException($"manifest has no '{property}' array");
             return [];
         }
-        if (array.ValueKind != JsonValueKind.Array) throw RegistryError.ManifestInvalid($"'{property}' must be an array");
+        if (array.ValueKind != JsonValueKind.Array) throw new ManifestInvalidException($"'{property}' must be an array");
         return array.EnumerateArray().Select((element, i) => ReadDescriptor(element, $"{property}[{i}]")).ToList();
     }
 
     private static (Digest Digest, long Size, Descriptor Descriptor) ReadDescriptor(JsonElement element, string where)
     {
-        if (element.ValueKind != JsonValueKind.Object) throw RegistryError.ManifestInvalid($"{where} must be a descriptor object");
+        if (element.ValueKind != JsonValueKind.Object) throw new ManifestInvalidException($"{where} must be a descriptor object");
         Descriptor? descriptor;
         try
         {
@@ -93,14 +92,14 @@ public static class ManifestParser
         }
         catch (JsonException e)
         {
-            throw RegistryError.ManifestInvalid($"{where} is not a valid descriptor: {e.Message}");
+            throw new ManifestInvalidException($"{where} is not a valid descriptor: {e.Message}");
         }
         if (descriptor is null || string.IsNullOrEmpty(descriptor.MediaType))
-            throw RegistryError.ManifestInvalid($"{where} has no mediaType");
+            throw new ManifestInvalidException($"{where} has no mediaType");
         if (!Digest.TryParse(descriptor.Digest, out var digest))
-            throw RegistryError.ManifestInvalid($"{where} has an invalid or unsupported digest '{descriptor.Digest}'");
+            throw new ManifestInvalidException($"{where} has an invalid or unsupported digest '{descriptor.Digest}'");
         if (!element.TryGetProperty("size", out _) || descriptor.Size < 0)
-            throw RegistryError.ManifestInvalid($"{where} has no valid size");
+            throw new ManifestInvalidException($"{where} has no valid size");
         return (digest, descriptor.Size, descriptor);
     }
 
@@ -116,7 +115,7 @@ public static class ManifestParser
         }
         catch (JsonException e)
         {
-            throw RegistryError.ManifestInvalid($"annotations must map strings to strings: {e.Message}");
+            throw new ManifestInvalidException($"annotations must map strings to strings: {e.Message}");
         }
     }
 }

@@ -1,4 +1,3 @@
-using ShadowRegistry.Api;
 using ShadowRegistry.Domain;
 using ShadowRegistry.Storage;
 
@@ -31,22 +30,22 @@ public sealed class ManifestService(
         var (tag, claimed) = ParseReference(reference);
         var digest = Digest.Compute(claimed?.Algorithm ?? Digest.Sha256, content);
         if (claimed is { } expected && digest != expected)
-            throw RegistryError.DigestInvalid("manifest digest does not match its content", new { expected = expected.ToString(), actual = digest.ToString() });
+            throw new DigestInvalidException("manifest digest does not match its content", expected, digest);
 
         var manifest = ManifestParser.Parse(content, contentType);
         foreach (var (blob, size) in manifest.Blobs)
         {
             var stored = links.GetSize(repository, blob)
                 ?? (elsewhere is null ? null : await elsewhere.BlobSizeAsync(blob, cancellationToken))
-                ?? throw RegistryError.ManifestBlobUnknown(blob);
-            if (stored != size) throw RegistryError.ManifestInvalid($"descriptor of {blob} says {size} bytes, the blob has {stored}");
+                ?? throw new ManifestBlobUnknownException(blob);
+            if (stored != size) throw new ManifestInvalidException($"descriptor of {blob} says {size} bytes, the blob has {stored}");
         }
         foreach (var (child, size) in manifest.Manifests)
         {
             var stored = (await revisions.GetAsync(repository, child, cancellationToken))?.Size
                 ?? (elsewhere is null ? null : await elsewhere.ManifestSizeAsync(child, cancellationToken))
-                ?? throw RegistryError.ManifestBlobUnknown(child);
-            if (stored != size) throw RegistryError.ManifestInvalid($"descriptor of {child} says {size} bytes, the manifest has {stored}");
+                ?? throw new ManifestBlobUnknownException(child);
+            if (stored != size) throw new ManifestInvalidException($"descriptor of {child} says {size} bytes, the manifest has {stored}");
         }
 
         await blobs.PutAsync(content, digest, cancellationToken);
@@ -129,8 +128,8 @@ public sealed class ManifestService(
     private static (string? Tag, Digest? Digest) ParseReference(string reference)
     {
         if (Digest.TryParse(reference, out var digest)) return (null, digest);
-        if (reference.Contains(':')) throw RegistryError.DigestInvalid($"invalid or unsupported digest '{reference}'");
-        if (!Tag.IsValid(reference)) throw RegistryError.TagInvalid(reference);
+        if (reference.Contains(':')) throw new DigestInvalidException($"invalid or unsupported digest '{reference}'");
+        if (!Tag.IsValid(reference)) throw new TagInvalidException(reference);
         return (reference, null);
     }
 }

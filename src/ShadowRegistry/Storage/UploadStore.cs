@@ -1,6 +1,5 @@
 using System.Text;
 using System.Text.RegularExpressions;
-using ShadowRegistry.Api;
 using ShadowRegistry.Domain;
 
 namespace ShadowRegistry.Storage;
@@ -44,7 +43,7 @@ public sealed partial class UploadStore(StorageLayout layout, BlobStore blobs, U
     public long Size(UploadSession session)
     {
         var info = new FileInfo(session.DataPath);
-        return info.Exists ? info.Length : throw RegistryError.BlobUploadUnknown(session.Id);
+        return info.Exists ? info.Length : throw new BlobUploadUnknownException(session.Id);
     }
 
     /// <summary>
@@ -55,7 +54,7 @@ public sealed partial class UploadStore(StorageLayout layout, BlobStore blobs, U
     {
         await using var file = OpenExclusive(session);
         var start = file.Length;
-        if (rangeStart is { } requested && requested != start) throw RegistryError.RangeInvalid(start);
+        if (rangeStart is { } requested && requested != start) throw new UploadRangeException(start);
         await WriteChunkAsync(session, file, body, expectedLength, cancellationToken);
         return file.Length;
     }
@@ -68,7 +67,7 @@ public sealed partial class UploadStore(StorageLayout layout, BlobStore blobs, U
     {
         await using var file = OpenExclusive(session);
         var start = file.Length;
-        if (rangeStart is { } requested && requested != start) throw RegistryError.RangeInvalid(start);
+        if (rangeStart is { } requested && requested != start) throw new UploadRangeException(start);
         var state = await WriteChunkAsync(session, file, body, expectedLength, cancellationToken, finishing: true);
         Digest actual;
         try
@@ -100,7 +99,7 @@ public sealed partial class UploadStore(StorageLayout layout, BlobStore blobs, U
         {
             logger.LogWarning("Upload {UploadId} to {Repository} has digest {Actual}, client claimed {Digest}", session.Id, session.Repository, actual, expected);
             End(session);
-            throw RegistryError.DigestInvalid("provided digest did not match uploaded content", new { expected = expected.ToString(), actual = actual.ToString() });
+            throw new DigestInvalidException("provided digest did not match uploaded content", expected, actual);
         }
 
         // Still holding the lock: publish, then end the session, so a writer that opened the file before the
@@ -198,7 +197,7 @@ public sealed partial class UploadStore(StorageLayout layout, BlobStore blobs, U
         {
             var written = await StreamCopy.CopyAsync(body, file, state?.Hasher, cancellationToken);
             if (expectedLength is { } length && written != length)
-                throw RegistryError.SizeInvalid($"received {written} bytes, expected {length}");
+                throw new SizeInvalidException($"received {written} bytes, expected {length}");
             if (finishing) file.Flush(flushToDisk: true);
             else await file.FlushAsync(cancellationToken);
             if (state is not null) state.Offset = file.Length;
@@ -225,17 +224,17 @@ public sealed partial class UploadStore(StorageLayout layout, BlobStore blobs, U
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
-            throw RegistryError.BlobUploadUnknown(session.Id);
+            throw new BlobUploadUnknownException(session.Id);
         }
         catch (IOException)
         {
             var busy = new FileInfo(session.DataPath);
-            throw RegistryError.RangeInvalid(busy.Exists ? busy.Length : 0);
+            throw new UploadRangeException(busy.Exists ? busy.Length : 0);
         }
         if (!File.Exists(session.InfoPath))
         {
             file.Dispose();
-            throw RegistryError.BlobUploadUnknown(session.Id);
+            throw new BlobUploadUnknownException(session.Id);
         }
         return file;
     }

@@ -1,5 +1,4 @@
 using Microsoft.Extensions.Options;
-using ShadowRegistry.Api;
 using ShadowRegistry.Domain;
 
 namespace ShadowRegistry.Upstream;
@@ -63,5 +62,5 @@ public sealed class RepositoryResolver
     }
 
     private static RepositoryName Local(string value) =>
-        RepositoryName.TryParse(value, out var local) ? local : throw RegistryError.NameInvalid(value);
+        RepositoryName.TryParse(value, out var local) ? local : throw new NameInvalidException(value);
 }

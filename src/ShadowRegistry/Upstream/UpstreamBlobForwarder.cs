@@ -1,6 +1,5 @@
 using System.Net;
 using Yarp.ReverseProxy.Forwarder;
-using ShadowRegistry.Api;
 using ShadowRegistry.Domain;
 
 namespace ShadowRegistry.Upstream;
@@ -30,13 +29,13 @@ public sealed class UpstreamBlobForwarder(IHttpForwarder forwarder, IHttpMessage
         var transformer = new BlobTransformer(repository, digest);
         var error = await forwarder.SendAsync(context, repository.Registry.BaseUri.ToString(), invoker, RequestConfig, transformer);
 
-        if (transformer.Missing) throw RegistryError.BlobUnknown(digest);
+        if (transformer.Missing) throw new BlobUnknownException(digest);
         if (error == ForwarderError.None) return;
         var exception = context.GetForwarderErrorFeature()?.Exception;
         if (context.RequestAborted.IsCancellationRequested) return;
         logger.LogWarning("Forwarding {Digest} from {Upstream} failed: {Error} {Reason}", digest, repository, error, exception?.Message);
         // Once bytes went out, YARP aborts the connection: the client sees a broken download, never a wrong blob.
-        if (!context.Response.HasStarted) throw UpstreamErrors.Unavailable(repository.Registry, exception?.Message ?? error.ToString());
+        if (!context.Response.HasStarted) throw new UpstreamUnavailableException(repository.Registry.Name, exception?.Message ?? error.ToString());
     }
 
     private sealed class BlobTransformer(UpstreamRepository repository, Digest digest) : HttpTransformer

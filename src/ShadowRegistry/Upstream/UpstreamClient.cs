@@ -31,7 +31,7 @@ public sealed class UpstreamClient(IHttpClientFactory clients, IOptions<Registry
         foreach (var type in accept.Count > 0 ? accept : ManifestTypes) request.Headers.Accept.ParseAdd(type);
         using var response = await SendAsync(request, repository, cancellationToken);
         if (IsMissing(response)) return null;
-        if (!response.IsSuccessStatusCode) throw UpstreamErrors.Unavailable(repository.Registry, $"manifest request answered {(int)response.StatusCode}");
+        if (!response.IsSuccessStatusCode) throw new UpstreamUnavailableException(repository.Registry.Name, $"manifest request answered {(int)response.StatusCode}");
 
         var mediaType = response.Content.Headers.ContentType?.MediaType ?? MediaTypes.OciManifest;
         Digest? announced = response.Headers.TryGetValues("Docker-Content-Digest", out var values) && Digest.TryParse(values.FirstOrDefault(), out var d) ? d : null;
@@ -46,11 +46,11 @@ public sealed class UpstreamClient(IHttpClientFactory clients, IOptions<Registry
         }
 
         var limit = registryOptions.Value.MaxManifestBytes;
-        if (response.Content.Headers.ContentLength > limit) throw UpstreamErrors.BadContent(repository.Registry, "manifest exceeds the size limit");
+        if (response.Content.Headers.ContentLength > limit) throw new UpstreamBadContentException(repository.Registry.Name, "manifest exceeds the size limit");
         var content = await ReadLimitedAsync(await response.Content.ReadAsStreamAsync(cancellationToken), limit, repository, cancellationToken);
         var actual = Digest.Compute((requested ?? announced)?.Algorithm ?? Digest.Sha256, content);
         if ((requested ?? announced) is { } expected && expected != actual)
-            throw UpstreamErrors.BadContent(repository.Registry, $"manifest {reference} has digest {actual}, expected {expected}");
+            throw new UpstreamBadContentException(repository.Registry.Name, $"manifest {reference} has digest {actual}, expected {expected}");
         return new UpstreamManifest(actual, mediaType, content.Length, content);
     }
 
@@ -60,7 +60,7 @@ public sealed class UpstreamClient(IHttpClientFactory clients, IOptions<Registry
         using var request = NewRequest(HttpMethod.Head, repository, $"blobs/{digest}");
         using var response = await SendAsync(request, repository, cancellationToken);
         if (IsMissing(response)) return null;
-        if (!response.IsSuccessStatusCode) throw UpstreamErrors.Unavailable(repository.Registry, $"blob request answered {(int)response.StatusCode}");
+        if (!response.IsSuccessStatusCode) throw new UpstreamUnavailableException(repository.Registry.Name, $"blob request answered {(int)response.StatusCode}");
         return response.Content.Headers.ContentLength;
     }
 
@@ -74,7 +74,7 @@ public sealed class UpstreamClient(IHttpClientFactory clients, IOptions<Registry
             using var request = NewRequest(HttpMethod.Get, repository, path);
             using var response = await SendAsync(request, repository, cancellationToken);
             if (IsMissing(response)) return page == 0 ? null : tags;
-            if (!response.IsSuccessStatusCode) throw UpstreamErrors.Unavailable(repository.Registry, $"tag list answered {(int)response.StatusCode}");
+            if (!response.IsSuccessStatusCode) throw new UpstreamUnavailableException(repository.Registry.Name, $"tag list answered {(int)response.StatusCode}");
             using var body = await JsonDocument.ParseAsync(await response.Content.ReadAsStreamAsync(cancellationToken), cancellationToken: cancellationToken);
             if (body.RootElement.TryGetProperty("tags", out var list) && list.ValueKind == JsonValueKind.Array)
                 tags.AddRange(list.EnumerateArray().Select(t => t.GetString()).Where(Tag.IsValid)!);
@@ -94,8 +94,8 @@ public sealed class UpstreamClient(IHttpClientFactory clients, IOptions<Registry
     {
         using var request = NewRequest(HttpMethod.Get, repository, $"blobs/{digest}");
         using var response = await SendAsync(request, repository, cancellationToken);
-        if (IsMissing(response)) throw Api.RegistryError.BlobUnknown(digest);
-        if (!response.IsSuccessStatusCode) throw UpstreamErrors.Unavailable(repository.Registry, $"blob request answered {(int)response.StatusCode}");
+        if (IsMissing(response)) throw new BlobUnknownException(digest);
+        if (!response.IsSuccessStatusCode) throw new UpstreamUnavailableException(repository.Registry.Name, $"blob request answered {(int)response.StatusCode}");
         var announced = response.Content.Headers.ContentLength;
         using var hasher = digest.CreateHasher();
         var buffer = ArrayPool<byte>.Shared.Rent(ChunkSize);
@@ -118,9 +118,9 @@ public sealed class UpstreamClient(IHttpClientFactory clients, IOptions<Registry
                 (buffer, held, heldCount) = (held, buffer, read);
             }
             if (announced is { } length && length != written)
-                throw UpstreamErrors.BadContent(repository.Registry, $"blob {digest} is {written} bytes, announced {length}");
+                throw new UpstreamBadContentException(repository.Registry.Name, $"blob {digest} is {written} bytes, announced {length}");
             var actual = Digest.FromHash(digest.Algorithm, hasher.GetHashAndReset());
-            if (actual != digest) throw UpstreamErrors.BadContent(repository.Registry, $"blob {digest} has digest {actual}");
+            if (actual != digest) throw new UpstreamBadContentException(repository.Registry.Name, $"blob {digest} has digest {actual}");
             file.Flush(flushToDisk: true);
             if (relay is not null && heldCount > 0) await relay.WriteAsync(held.AsMemory(0, heldCount));
         }
@@ -143,7 +143,7 @@ public sealed class UpstreamClient(IHttpClientFactory clients, IOptions<Registry
         }
         catch (Exception e) when (e is HttpRequestException or IOException && !cancellationToken.IsCancellationRequested)
         {
-            throw UpstreamErrors.BadContent(repository.Registry, $"blob {digest} download broke off: {e.Message}");
+            throw new UpstreamBadContentException(repository.Registry.Name, $"blob {digest} download broke off: {e.Message}");
         }
     }
 
@@ -163,7 +163,7 @@ public sealed class UpstreamClient(IHttpClientFactory clients, IOptions<Registry
         catch (Exception e) when (!cancellationToken.IsCancellationRequested && e is HttpRequestException or TimeoutRejectedException or BrokenCircuitException or TaskCanceledException)
         {
             logger.LogWarning("Upstream {Upstream} failed for {Method} {Path}: {Reason}", repository.Registry, request.Method, request.RequestUri?.AbsolutePath, e.Message);
-            throw UpstreamErrors.Unavailable(repository.Registry, e is BrokenCircuitException ? "circuit open after repeated failures" : e.Message);
+            throw new UpstreamUnavailableException(repository.Registry.Name, e is BrokenCircuitException ? "circuit open after repeated failures" : e.Message);
         }
     }
 
@@ -176,11 +176,11 @@ public sealed class UpstreamClient(IHttpClientFactory clients, IOptions<Registry
         try
         {
             return await StreamCopy.ReadLimitedAsync(body, limit, cancellationToken)
-                ?? throw UpstreamErrors.BadContent(repository.Registry, "manifest exceeds the size limit");
+                ?? throw new UpstreamBadContentException(repository.Registry.Name, "manifest exceeds the size limit");
         }
         catch (Exception e) when (e is HttpRequestException or IOException && !cancellationToken.IsCancellationRequested)
         {
-            throw UpstreamErrors.BadContent(repository.Registry, $"manifest download broke off: {e.Message}");
+            throw new UpstreamBadContentException(repository.Registry.Name, $"manifest download broke off: {e.Message}");
         }
     }
 

@@ -1,0 +1,44 @@
+using ShadowRegistry.Domain;
+
+namespace ShadowRegistry.Api;
+
+/// <summary>
+/// The one place where domain exceptions become HTTP: status, OCI error code, message, detail and headers. The
+/// layers below the API throw <see cref="RegistryException"/>s and know nothing of this.
+/// </summary>
+public static class RegistryErrorMapper
+{
+    /// <summary>The error response for <paramref name="exception"/>, or null for a type with no mapping (a bug, answered as a 500).</summary>
+    public static RegistryError? TryMap(RegistryException exception)
+    {
+        var message = exception.Message;
+        return exception switch
+        {
+            BlobUnknownException e => new(404, "BLOB_UNKNOWN", message, new { digest = e.Digest.ToString() }),
+            BlobUploadUnknownException e => new(404, "BLOB_UPLOAD_UNKNOWN", message, new { uuid = e.UploadId }),
+            UploadRangeException e => WithHeader(new(416, "BLOB_UPLOAD_INVALID", message), "Range", RegistryError.UploadRange(e.CurrentSize)),
+            BlobRangeNotSatisfiableException e => WithHeader(new(416, "RANGE_INVALID", message, new { size = e.Size }), "Content-Range", $"bytes */{e.Size}"),
+            DigestInvalidException e => new(400, "DIGEST_INVALID", message,
+                e is { Expected: { } expected, Actual: { } actual } ? new { expected = expected.ToString(), actual = actual.ToString() } : null),
+            SizeInvalidException => new(400, "SIZE_INVALID", message),
+            ManifestBlobUnknownException e => new(400, "MANIFEST_BLOB_UNKNOWN", message, new { digest = e.Digest.ToString() }),
+            ManifestInvalidException => new(400, "MANIFEST_INVALID", message),
+            ManifestTooLargeException => new(StatusCodes.Status413PayloadTooLarge, "MANIFEST_INVALID", message),
+            ManifestUnknownException e => new(404, "MANIFEST_UNKNOWN", message, new { reference = e.Reference }),
+            NameInvalidException e => new(400, "NAME_INVALID", message, new { name = e.Name }),
+            NameUnknownException e => new(404, "NAME_UNKNOWN", message, new { name = e.Name.ToString() }),
+            TagInvalidException e => new(400, "TAG_INVALID", message, new { reference = e.Tag }),
+            PaginationInvalidException => new(400, "PAGINATION_NUMBER_INVALID", message),
+            UpstreamUnavailableException => new(503, "UNAVAILABLE", message),
+            UpstreamBadContentException => new(502, "UNAVAILABLE", message),
+            StorageFullException => new(StatusCodes.Status507InsufficientStorage, "UNAVAILABLE", message),
+            _ => null,
+        };
+    }
+
+    private static RegistryError WithHeader(RegistryError error, string name, string value)
+    {
+        error.Headers[name] = value;
+        return error;
+    }
+}
