@@ -4,6 +4,7 @@ using Microsoft.Extensions.Time.Testing;
 using ShadowRegistry.Configuration;
 using ShadowRegistry.Domain;
 using ShadowRegistry.Storage;
+using ShadowRegistry.Storage.Drivers;
 
 namespace ShadowRegistry.Tests.Unit;
 
@@ -14,14 +15,12 @@ public sealed class RepositoryCatalogTests : IDisposable
 
     private readonly string root = Path.Combine(Path.GetTempPath(), "shadowregistry-tests", Guid.NewGuid().ToString("N"));
     private readonly FakeTimeProvider clock = new();
-    private readonly StorageLayout layout;
     private readonly RepositoryCatalog catalog;
 
     public RepositoryCatalogTests()
     {
         var options = Options.Create(new RegistryOptions { StorageRoot = root, CatalogRefreshInterval = Interval });
-        layout = new StorageLayout(options);
-        catalog = new RepositoryCatalog(layout, options, clock, NullLogger<RepositoryCatalog>.Instance);
+        catalog = new RepositoryCatalog(new FilesystemDriver(root, RegistryPaths.LockOf), options, clock, NullLogger<RepositoryCatalog>.Instance);
     }
 
     private static RepositoryName Name(string value) => RepositoryName.TryParse(value, out var name) ? name : throw new ArgumentException(value);
@@ -29,7 +28,7 @@ public sealed class RepositoryCatalogTests : IDisposable
     /// <summary>Writes a manifest revision, as a push (of this or another process) does; returns its path.</summary>
     private string Revision(string repository, int seed = 0)
     {
-        var path = layout.ManifestRevision(Name(repository), Digest.Compute(Digest.Sha256, BitConverter.GetBytes(seed)));
+        var path = Path.Join(root, RegistryPaths.ManifestRevision(Name(repository), Digest.Compute(Digest.Sha256, BitConverter.GetBytes(seed))));
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         File.WriteAllText(path, "{}");
         return path;
@@ -61,16 +60,16 @@ public sealed class RepositoryCatalogTests : IDisposable
         Assert.Equal(["own/a"], await ListAsync());
 
         var revision = Revision("own/b");
-        catalog.Added(Name("own/b"));
+        await catalog.AddedAsync(Name("own/b"));
         Assert.Equal(["own/a", "own/b"], await ListAsync());
 
         // A delete that leaves a tag or another revision keeps the repository; the last one removes it.
         var second = Revision("own/b", seed: 1);
         File.Delete(revision);
-        catalog.Removed(Name("own/b"));
+        await catalog.RemovedAsync(Name("own/b"));
         Assert.Equal(["own/a", "own/b"], await ListAsync());
         File.Delete(second);
-        catalog.Removed(Name("own/b"));
+        await catalog.RemovedAsync(Name("own/b"));
         Assert.Equal(["own/a"], await ListAsync());
     }
 
@@ -82,16 +81,15 @@ public sealed class RepositoryCatalogTests : IDisposable
 
         // Rebuilds walk the storage while pushes land: a rebuild must not swap in a walk that missed one.
         using var stop = new CancellationTokenSource();
-        var rebuilds = Task.Run(() =>
+        var rebuilds = Task.Run(async () =>
         {
-            while (!stop.IsCancellationRequested) catalog.Refresh();
+            while (!stop.IsCancellationRequested) await catalog.RefreshAsync();
         });
         var pushed = Enumerable.Range(0, 300).Select(i => $"busy/new{i}").ToList();
         await Parallel.ForEachAsync(pushed, async (name, _) =>
         {
             Revision(name);
-            catalog.Added(Name(name));
-            await Task.Yield();
+            await catalog.AddedAsync(Name(name));
         });
         stop.Cancel();
         await rebuilds;

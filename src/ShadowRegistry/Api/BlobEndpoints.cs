@@ -23,14 +23,14 @@ public sealed class BlobEndpoints(
     {
         diagnostics.Set("Repository", target.Local.Value);
         diagnostics.Set("Digest", digest.ToString());
-        if (links.GetSize(target.Local, digest) is { } size)
+        if (await links.GetSizeAsync(target.Local, digest, context.RequestAborted) is { } size)
         {
             diagnostics.Set("Source", "local");
             await ServeLocalAsync(context, digest, size);
             return;
         }
         if (target.Upstream is not { } upstream) throw new BlobUnknownException(digest);
-        if (links.GetCachedSize(target.Local, digest) is { } cached)
+        if (await links.GetCachedSizeAsync(target.Local, digest, context.RequestAborted) is { } cached)
         {
             diagnostics.Set("Source", "cache");
             await ServeLocalAsync(context, digest, cached);
@@ -63,14 +63,13 @@ public sealed class BlobEndpoints(
     }
 
     /// <summary>DELETE removes the blob from this repository; the content stays for other repositories.</summary>
-    public Task DeleteAsync(HttpContext context, RepositoryTarget target, Digest digest)
+    public async Task DeleteAsync(HttpContext context, RepositoryTarget target, Digest digest)
     {
         diagnostics.Set("Repository", target.Local.Value);
         diagnostics.Set("Digest", digest.ToString());
-        if (!links.Unlink(target.Local, digest)) throw new BlobUnknownException(digest);
+        if (!await links.UnlinkAsync(target.Local, digest, context.RequestAborted)) throw new BlobUnknownException(digest);
         context.Response.StatusCode = StatusCodes.Status202Accepted;
         context.Response.ContentLength = 0;
-        return Task.CompletedTask;
     }
 
     /// <summary>Streams from disk; Range requests are answered with 206.</summary>

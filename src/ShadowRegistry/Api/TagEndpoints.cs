@@ -19,8 +19,8 @@ public sealed class TagEndpoints(
     public async Task ListAsync(HttpContext context, RepositoryName requested, RepositoryTarget target)
     {
         diagnostics.Set("Repository", target.Local.Value);
-        var localExists = catalog.Exists(target.Local);
-        var merged = localExists ? tags.List(target.Local) : [];
+        var localExists = await catalog.ExistsAsync(target.Local, context.RequestAborted);
+        var merged = localExists ? await tags.ListAsync(target.Local, context.RequestAborted) : [];
         var source = "local";
         if (target.Upstream is { } upstreamRepository)
         {

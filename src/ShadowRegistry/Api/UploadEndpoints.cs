@@ -70,7 +70,8 @@ public sealed partial class UploadEndpoints(
     /// </summary>
     private async Task<bool> MountableAsync(RepositoryTarget from, Digest digest, CancellationToken cancellationToken)
     {
-        if (links.GetSize(from.Local, digest) is not null || links.GetCachedSize(from.Local, digest) is not null) return true;
+        if (await links.GetSizeAsync(from.Local, digest, cancellationToken) is not null
+            || await links.GetCachedSizeAsync(from.Local, digest, cancellationToken) is not null) return true;
         if (from.Upstream is null) return false;
         try
         {

@@ -35,4 +35,20 @@ public sealed class RegistryOptions
 
     /// <summary>How often the in-memory catalog is rebuilt from storage, which bounds how stale it can be about other processes' writes.</summary>
     public TimeSpan CatalogRefreshInterval { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>The storage driver ("Registry:Storage").</summary>
+    public StorageOptions Storage { get; set; } = new();
+}
+
+/// <summary>Settings under "Registry:Storage".</summary>
+public sealed class StorageOptions
+{
+    public const string Filesystem = "filesystem";
+    public const string InMemory = "inmemory";
+
+    /// <summary>
+    /// The driver repository metadata goes through: <see cref="Filesystem"/> (below StorageRoot) or
+    /// <see cref="InMemory"/> (lost on exit; for tests). Blobs and upload sessions stay below StorageRoot for now.
+    /// </summary>
+    public string Driver { get; set; } = Filesystem;
 }

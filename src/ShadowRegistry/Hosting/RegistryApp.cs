@@ -7,6 +7,7 @@ using ShadowRegistry.Auth;
 using ShadowRegistry.Configuration;
 using ShadowRegistry.Manifests;
 using ShadowRegistry.Storage;
+using ShadowRegistry.Storage.Drivers;
 using ShadowRegistry.Upstream;
 
 namespace ShadowRegistry.Hosting;
@@ -48,6 +49,8 @@ public static class RegistryApp
             .Validate(o => o.UploadExpiry > TimeSpan.Zero && o.UploadCleanupInterval > TimeSpan.Zero, "UploadExpiry and UploadCleanupInterval must be positive")
             .Validate(o => o.TemporaryFileExpiry > TimeSpan.Zero, "TemporaryFileExpiry must be positive")
             .Validate(o => o.CatalogRefreshInterval > TimeSpan.Zero, "CatalogRefreshInterval must be positive")
+            .Validate(o => o.Storage.Driver is StorageOptions.Filesystem or StorageOptions.InMemory,
+                $"Storage:Driver must be {StorageOptions.Filesystem} or {StorageOptions.InMemory}")
             .ValidateOnStart();
         builder.Services.AddOptions<ShadowOptions>()
             .Bind(builder.Configuration.GetSection(ShadowOptions.Section))
@@ -80,6 +83,12 @@ public static class RegistryApp
     private static void AddStorage(IServiceCollection services)
     {
         services.AddSingleton<StorageLayout>();
+        services.AddSingleton<IStorageDriver>(provider => provider.GetRequiredService<IOptions<RegistryOptions>>().Value.Storage.Driver switch
+        {
+            StorageOptions.InMemory => new InMemoryDriver(new InMemoryStore(provider.GetRequiredService<TimeProvider>())),
+            // The storage root itself, so metadata paths are the files they always were; tags keep their lock files.
+            _ => new FilesystemDriver(provider.GetRequiredService<StorageLayout>().Root, RegistryPaths.LockOf),
+        });
         services.AddSingleton<BlobStore>();
         services.AddSingleton<UploadHashStates>();
         services.AddSingleton<UploadStore>();

@@ -35,7 +35,7 @@ public sealed class ManifestService(
         var manifest = ManifestParser.Parse(content, contentType);
         foreach (var (blob, size) in manifest.Blobs)
         {
-            var stored = links.GetSize(repository, blob)
+            var stored = await links.GetSizeAsync(repository, blob, cancellationToken)
                 ?? (elsewhere is null ? null : await elsewhere.BlobSizeAsync(blob, cancellationToken))
                 ?? throw new ManifestBlobUnknownException(blob);
             if (stored != size) throw new ManifestInvalidException($"descriptor of {blob} says {size} bytes, the blob has {stored}");
@@ -63,7 +63,7 @@ public sealed class ManifestService(
         {
             await revisions.PutAsync(repository, digest, revision, cancellationToken);
             // The revision alone makes the repository a catalog entry, even if a later step fails.
-            catalog.Added(repository);
+            await catalog.AddedAsync(repository);
             if (referrer is not null) await referrers.AddAsync(repository, subject!.Value, referrer, cancellationToken);
         }
 
@@ -96,9 +96,9 @@ public sealed class ManifestService(
         var (tag, parsed) = ParseReference(reference);
         if (parsed is not { } digest)
         {
-            var deleted = tags.Delete(repository, tag!);
+            var deleted = await tags.DeleteAsync(repository, tag!, cancellationToken);
             if (!deleted) return false;
-            catalog.Removed(repository);
+            await catalog.RemovedAsync(repository);
             logger.LogInformation("Deleted tag {Reference} in {Repository}", reference, repository);
             return true;
         }
@@ -106,11 +106,11 @@ public sealed class ManifestService(
         if (revision is null) return false;
         // The record goes first, then each tag that still points at this digest, each checked under its lock: a tag
         // re-pointed to another manifest meanwhile is someone's newer push and stays.
-        revisions.Delete(repository, digest);
-        if (revision.Subject is { } subject && Digest.TryParse(subject, out var subjectDigest)) referrers.Remove(repository, subjectDigest, digest);
+        await revisions.DeleteAsync(repository, digest, cancellationToken);
+        if (revision.Subject is { } subject && Digest.TryParse(subject, out var subjectDigest)) await referrers.RemoveAsync(repository, subjectDigest, digest, cancellationToken);
         foreach (var pointing in await tags.TagsPointingAtAsync(repository, digest, cancellationToken))
             await tags.DeleteIfAsync(repository, pointing, digest, cancellationToken);
-        catalog.Removed(repository);
+        await catalog.RemovedAsync(repository);
         logger.LogInformation("Deleted manifest {Digest} in {Repository}", digest, repository);
         return true;
     }

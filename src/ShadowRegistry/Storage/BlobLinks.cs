@@ -1,27 +1,30 @@
 using System.Text;
 using ShadowRegistry.Domain;
+using ShadowRegistry.Storage.Drivers;
 
 namespace ShadowRegistry.Storage;
 
-/// <summary>Which blobs a repository may serve. A link is a small file; creating it also creates the repository.</summary>
-public sealed class BlobLinks(StorageLayout layout, BlobStore blobs)
+/// <summary>Which blobs a repository may serve. A link is a small object; creating it also creates the repository.</summary>
+public sealed class BlobLinks(IStorageDriver driver, BlobStore blobs)
 {
     public Task LinkAsync(RepositoryName repository, Digest digest, CancellationToken cancellationToken) =>
-        AtomicFile.WriteAllBytesAsync(layout.LayerLink(repository, digest), Encoding.ASCII.GetBytes(digest.ToString()), cancellationToken);
+        driver.PutContentAsync(RegistryPaths.LayerLink(repository, digest), Encoding.ASCII.GetBytes(digest.ToString()), cancellationToken);
 
     /// <summary>Size of a blob this repository can serve: a linked layer/config blob, or one of its manifests.</summary>
-    public long? GetSize(RepositoryName repository, Digest digest)
+    public async Task<long?> GetSizeAsync(RepositoryName repository, Digest digest, CancellationToken cancellationToken)
     {
-        if (!File.Exists(layout.LayerLink(repository, digest)) && !File.Exists(layout.ManifestRevision(repository, digest))) return null;
+        if (!await driver.FileExistsAsync(RegistryPaths.LayerLink(repository, digest), cancellationToken)
+            && !await driver.FileExistsAsync(RegistryPaths.ManifestRevision(repository, digest), cancellationToken)) return null;
         return blobs.GetSize(digest);
     }
 
     /// <summary>Records a verified pulled-through blob as cached for this repository's upstream.</summary>
     public Task CacheAsync(RepositoryName repository, Digest digest, CancellationToken cancellationToken) =>
-        AtomicFile.WriteAllBytesAsync(layout.CacheLink(repository, digest), Encoding.ASCII.GetBytes(digest.ToString()), cancellationToken);
+        driver.PutContentAsync(RegistryPaths.CacheLink(repository, digest), Encoding.ASCII.GetBytes(digest.ToString()), cancellationToken);
 
-    public long? GetCachedSize(RepositoryName repository, Digest digest) =>
-        File.Exists(layout.CacheLink(repository, digest)) ? blobs.GetSize(digest) : null;
+    public async Task<long?> GetCachedSizeAsync(RepositoryName repository, Digest digest, CancellationToken cancellationToken) =>
+        await driver.FileExistsAsync(RegistryPaths.CacheLink(repository, digest), cancellationToken) ? blobs.GetSize(digest) : null;
 
-    public bool Unlink(RepositoryName repository, Digest digest) => AtomicFile.TryDeleteDurably(layout.LayerLink(repository, digest));
+    public Task<bool> UnlinkAsync(RepositoryName repository, Digest digest, CancellationToken cancellationToken) =>
+        driver.TryDeleteAsync(RegistryPaths.LayerLink(repository, digest), cancellationToken);
 }

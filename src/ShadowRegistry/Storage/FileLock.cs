@@ -33,7 +33,7 @@ public sealed class FileLock : IAsyncDisposable
     }
 
     /// <summary>flock's EWOULDBLOCK (11 on Linux, 35 on macOS), which .NET reports as a sharing violation.</summary>
-    private static bool IsHeldElsewhere(IOException e) => e.HResult is 11 or 35;
+    internal static bool IsHeldElsewhere(IOException e) => e.HResult is 11 or 35;
 
     public ValueTask DisposeAsync() => stream.DisposeAsync();
 }

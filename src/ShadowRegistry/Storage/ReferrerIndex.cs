@@ -1,31 +1,30 @@
 using System.Text.Json;
 using ShadowRegistry.Domain;
 using ShadowRegistry.Manifests;
+using ShadowRegistry.Storage.Drivers;
 
 namespace ShadowRegistry.Storage;
 
 /// <summary>
-/// The OCI 1.1 referrers of each subject: one file per (subject, referrer) holding the referrer's descriptor,
+/// The OCI 1.1 referrers of each subject: one object per (subject, referrer) holding the referrer's descriptor,
 /// so concurrent pushes of different referrers never rewrite a shared list.
 /// </summary>
-public sealed class ReferrerIndex(StorageLayout layout)
+public sealed class ReferrerIndex(IStorageDriver driver)
 {
     public Task AddAsync(RepositoryName repository, Digest subject, Descriptor referrer, CancellationToken cancellationToken) =>
-        AtomicFile.WriteAllBytesAsync(layout.Referrer(repository, subject, Digest.Parse(referrer.Digest)),
+        driver.PutContentAsync(RegistryPaths.Referrer(repository, subject, Digest.Parse(referrer.Digest)),
             JsonSerializer.SerializeToUtf8Bytes(referrer, ManifestJson.Options), cancellationToken);
 
-    public bool Remove(RepositoryName repository, Digest subject, Digest referrer) =>
-        AtomicFile.TryDeleteDurably(layout.Referrer(repository, subject, referrer));
+    public Task<bool> RemoveAsync(RepositoryName repository, Digest subject, Digest referrer, CancellationToken cancellationToken) =>
+        driver.TryDeleteAsync(RegistryPaths.Referrer(repository, subject, referrer), cancellationToken);
 
     public async Task<List<Descriptor>> ListAsync(RepositoryName repository, Digest subject, CancellationToken cancellationToken)
     {
-        var directory = layout.ReferrersDirectory(repository, subject);
+        var directory = RegistryPaths.ReferrersDirectory(repository, subject);
         var result = new List<Descriptor>();
-        if (!Directory.Exists(directory)) return result;
-        foreach (var path in Directory.EnumerateFiles(directory))
+        foreach (var name in await driver.ListOrEmptyAsync(directory, cancellationToken))
         {
-            if (StorageLayout.IsTemporary(Path.GetFileName(path))) continue;
-            var content = await AtomicFile.TryReadAllBytesAsync(path, cancellationToken);
+            var content = await driver.TryGetContentAsync(StoragePath.Join(directory, name), cancellationToken);
             if (content is not null && JsonSerializer.Deserialize<Descriptor>(content, ManifestJson.Options) is { } descriptor) result.Add(descriptor);
         }
         result.Sort((a, b) => string.CompareOrdinal(a.Digest, b.Digest));

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Options;
 using ShadowRegistry.Configuration;
 using ShadowRegistry.Domain;
+using ShadowRegistry.Storage.Drivers;
 
 namespace ShadowRegistry.Storage;
 
@@ -9,35 +10,40 @@ namespace ShadowRegistry.Storage;
 /// on one; its folder holds "_" folders, which no name component can start with, so repository folders and their
 /// data folders never collide.
 /// <para>
-/// The catalog lists a repository once it holds a manifest (a revision or a tag file, temporaries and lock files
-/// aside): folders left by an interrupted first write, or a push that sent layers but never a manifest, do not
-/// count. It is served from a sorted in-memory index, built on first use, kept current by this process's manifest
-/// pushes and deletes, and rebuilt from storage every CatalogRefreshInterval so that other processes sharing the
-/// storage root show up within that time. A page costs a binary search and a copy of the page.
+/// The catalog lists a repository once it holds a manifest (a revision or a tag, temporaries and lock files aside):
+/// folders left by an interrupted first write, or a push that sent layers but never a manifest, do not count. It is
+/// served from a sorted in-memory index, built on first use, kept current by this process's manifest pushes and
+/// deletes, and rebuilt from storage every CatalogRefreshInterval so that other processes sharing the storage show
+/// up within that time. A page costs a binary search and a copy of the page.
 /// </para>
 /// </summary>
-public sealed class RepositoryCatalog(StorageLayout layout, IOptions<RegistryOptions> options, TimeProvider time, ILogger<RepositoryCatalog> logger)
+public sealed class RepositoryCatalog(IStorageDriver driver, IOptions<RegistryOptions> options, TimeProvider time, ILogger<RepositoryCatalog> logger)
     : IDisposable
 {
     private readonly Lock gate = new();
     private readonly CancellationTokenSource disposed = new();
 
-    /// <summary>All listed names in ordinal order; replaced whole (never changed in place) under <see cref="gate"/>.</summary>
+    /// <summary>
+    /// Held by every change of the index, and across the storage reads that decide a removal or the end of a
+    /// rebuild, so a push's addition can never be undone by a check made before its write. Additions only wait for
+    /// it; storage is never read under <see cref="gate"/>.
+    /// </summary>
+    private readonly SemaphoreSlim changes = new(1, 1);
+
+    /// <summary>All listed names in ordinal order; replaced whole (never changed in place) while holding <see cref="changes"/>.</summary>
     private string[]? names;
 
     private Task? firstBuild;
     private ITimer? refreshTimer;
     private int refreshing;
 
-    /// <summary>Names this process changed while a rebuild walked the storage; the walk may have missed them.</summary>
+    /// <summary>Names this process changed while a rebuild walked the storage; the walk may have missed them. Under <see cref="changes"/>.</summary>
     private HashSet<string>? changedDuringRebuild;
 
     /// <summary>Whether anything was ever written into the repository: enough for its tag list to answer.</summary>
-    public bool Exists(RepositoryName repository)
-    {
-        var root = layout.Repository(repository);
-        return Directory.Exists(Path.Combine(root, "_manifests")) || Directory.Exists(Path.Combine(root, "_layers"));
-    }
+    public async Task<bool> ExistsAsync(RepositoryName repository, CancellationToken cancellationToken) =>
+        await driver.DirectoryExistsAsync(RegistryPaths.ManifestsDirectory(repository), cancellationToken)
+        || await driver.DirectoryExistsAsync(RegistryPaths.LayersDirectory(repository), cancellationToken);
 
     /// <summary>Every listed repository in ordinal order: a snapshot that later changes do not touch.</summary>
     public async Task<IReadOnlyList<string>> ListAsync(CancellationToken cancellationToken)
@@ -46,7 +52,7 @@ public sealed class RepositoryCatalog(StorageLayout layout, IOptions<RegistryOpt
         Task build;
         lock (gate)
         {
-            firstBuild ??= Task.Run(FirstBuild, CancellationToken.None);
+            firstBuild ??= Task.Run(FirstBuildAsync, CancellationToken.None);
             build = firstBuild;
         }
         try
@@ -64,70 +70,103 @@ public sealed class RepositoryCatalog(StorageLayout layout, IOptions<RegistryOpt
     }
 
     /// <summary>A manifest was just recorded in <paramref name="repository"/>.</summary>
-    public void Added(RepositoryName repository)
+    public async Task AddedAsync(RepositoryName repository)
     {
-        lock (gate)
+        // Not cancellable: the manifest is recorded, so the index must learn about it.
+        await changes.WaitAsync(CancellationToken.None);
+        try
         {
             changedDuringRebuild?.Add(repository.Value);
-            if (names is not null) names = With(names, repository.Value, listed: true);
+            if (names is not null) Volatile.Write(ref names, With(names, repository.Value, listed: true));
+        }
+        finally
+        {
+            changes.Release();
         }
     }
 
     /// <summary>A manifest or tag was just deleted from <paramref name="repository"/>: it may have been the last one.</summary>
-    public void Removed(RepositoryName repository)
+    public async Task RemovedAsync(RepositoryName repository)
     {
-        lock (gate)
+        // Not cancellable, like AddedAsync: the delete has happened.
+        await changes.WaitAsync(CancellationToken.None);
+        try
         {
             changedDuringRebuild?.Add(repository.Value);
-            // Looked at under the lock, so a concurrent push's Added cannot be undone by a check made before its write.
-            if (names is not null) names = With(names, repository.Value, HoldsManifest(layout.Repository(repository)));
+            // Looked at while holding the changes, so a concurrent push's addition cannot be undone by a check made before its write.
+            if (names is not null) Volatile.Write(ref names, With(names, repository.Value, await HoldsManifestAsync(repository.Value, disposed.Token)));
+        }
+        finally
+        {
+            changes.Release();
         }
     }
 
     /// <summary>Rebuilds the index from storage now. Concurrent calls and timer ticks coalesce into the one running.</summary>
-    public void Refresh()
+    public async Task RefreshAsync()
     {
         if (Interlocked.Exchange(ref refreshing, 1) == 1) return;
         try
         {
-            lock (gate) changedDuringRebuild = [];
+            await WithChangesAsync(() =>
+            {
+                changedDuringRebuild = [];
+                return Task.CompletedTask;
+            });
             var found = new List<string>();
-            Walk(layout.RepositoriesRoot, "", found, disposed.Token);
+            await WalkAsync(RegistryPaths.Repositories, "", found, disposed.Token);
             found.Sort(StringComparer.Ordinal);
             var rebuilt = found.ToArray();
-            lock (gate)
+            await WithChangesAsync(async () =>
             {
                 // The walk may have passed a folder before or after this process wrote to it: look again now.
                 foreach (var name in changedDuringRebuild!)
-                    rebuilt = With(rebuilt, name, HoldsManifest(Path.Combine(layout.RepositoriesRoot, name)));
+                    rebuilt = With(rebuilt, name, await HoldsManifestAsync(name, disposed.Token));
                 changedDuringRebuild = null;
-                names = rebuilt;
-            }
+                Volatile.Write(ref names, rebuilt);
+            });
             logger.LogDebug("Catalog rebuilt: {Count} repositories", rebuilt.Length);
         }
         finally
         {
-            lock (gate) changedDuringRebuild = null;
+            await WithChangesAsync(() =>
+            {
+                changedDuringRebuild = null;
+                return Task.CompletedTask;
+            });
             Volatile.Write(ref refreshing, 0);
         }
     }
 
-    private void FirstBuild()
+    private async Task WithChangesAsync(Func<Task> change)
     {
-        Refresh();
+        await changes.WaitAsync(CancellationToken.None);
+        try
+        {
+            await change();
+        }
+        finally
+        {
+            changes.Release();
+        }
+    }
+
+    private async Task FirstBuildAsync()
+    {
+        await RefreshAsync();
         lock (gate)
         {
             if (disposed.IsCancellationRequested) return;
             var interval = options.Value.CatalogRefreshInterval;
-            refreshTimer = time.CreateTimer(_ => RefreshInBackground(), null, interval, interval);
+            refreshTimer = time.CreateTimer(_ => _ = RefreshInBackgroundAsync(), null, interval, interval);
         }
     }
 
-    private void RefreshInBackground()
+    private async Task RefreshInBackgroundAsync()
     {
         try
         {
-            Refresh();
+            await RefreshAsync();
         }
         catch (OperationCanceledException) when (disposed.IsCancellationRequested)
         {
@@ -135,7 +174,7 @@ public sealed class RepositoryCatalog(StorageLayout layout, IOptions<RegistryOpt
         }
         catch (Exception e)
         {
-            // Anything escaping a timer callback would end the process; the index stays as it was until the next tick.
+            // Nobody awaits a timer's refresh; the index stays as it was until the next tick.
             logger.LogWarning(e, "Rebuilding the catalog failed; will try again");
         }
     }
@@ -152,56 +191,47 @@ public sealed class RepositoryCatalog(StorageLayout layout, IOptions<RegistryOpt
         return list.ToArray();
     }
 
-    private static void Walk(string directory, string prefix, List<string> found, CancellationToken cancellationToken)
+    private async Task WalkAsync(string directory, string prefix, List<string> found, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        List<string> children;
+        IReadOnlyList<string> children;
         try
         {
-            children = Directory.EnumerateDirectories(directory).ToList();
+            children = await driver.ListAsync(directory, cancellationToken);
         }
-        catch (DirectoryNotFoundException)
+        catch (PathNotFoundException)
         {
-            return;
+            return; // gone meanwhile, or a file: nothing to walk
         }
-        foreach (var child in children)
+        foreach (var name in children)
         {
-            var name = Path.GetFileName(child);
-            if (name.StartsWith('_') || name.StartsWith('.')) continue;
-            Walk(child, prefix.Length == 0 ? name : $"{prefix}/{name}", found, cancellationToken);
+            if (name.StartsWith('_')) continue;
+            await WalkAsync(StoragePath.Join(directory, name), prefix.Length == 0 ? name : $"{prefix}/{name}", found, cancellationToken);
         }
-        if (prefix.Length > 0 && RepositoryName.TryParse(prefix, out _) && HoldsManifest(directory)) found.Add(prefix);
+        if (prefix.Length > 0 && RepositoryName.TryParse(prefix, out _) && await HoldsManifestAsync(prefix, cancellationToken)) found.Add(prefix);
     }
 
-    /// <summary>A tag file or a manifest revision that really exists, not a temporary, lock file or empty folder.</summary>
-    private static bool HoldsManifest(string repositoryDirectory)
+    /// <summary>A tag or a manifest revision that really exists, not a temporary, lock file or empty folder (the driver lists none of those).</summary>
+    private async Task<bool> HoldsManifestAsync(string repository, CancellationToken cancellationToken)
     {
-        var manifests = Path.Combine(repositoryDirectory, "_manifests");
-        if (HasDataFile(Path.Combine(manifests, "tags"))) return true;
+        if (await HasChildAsync(RegistryPaths.TagsDirectory(repository), cancellationToken)) return true;
+        var revisions = RegistryPaths.RevisionsDirectory(repository);
+        foreach (var algorithm in await driver.ListOrEmptyAsync(revisions, cancellationToken))
+            if (await HasChildAsync(StoragePath.Join(revisions, algorithm), cancellationToken)) return true;
+        return false;
+    }
+
+    private async Task<bool> HasChildAsync(string directory, CancellationToken cancellationToken)
+    {
         try
         {
-            return Directory.EnumerateDirectories(Path.Combine(manifests, "revisions")).Any(HasDataFile);
+            return (await driver.ListAsync(directory, startAfter: null, maxCount: 1, cancellationToken)).Count > 0;
         }
-        catch (DirectoryNotFoundException)
+        catch (PathNotFoundException)
         {
             return false;
         }
     }
-
-    private static bool HasDataFile(string directory)
-    {
-        try
-        {
-            return Directory.EnumerateFiles(directory, "*", DataFiles).Any(path => !StorageLayout.IsTemporary(Path.GetFileName(path)));
-        }
-        catch (DirectoryNotFoundException)
-        {
-            return false;
-        }
-    }
-
-    // Dot-named files count as hidden on Unix; they are skipped by the name check, not by attributes.
-    private static readonly EnumerationOptions DataFiles = new() { AttributesToSkip = 0, IgnoreInaccessible = true };
 
     // The token source is cancelled, not disposed: a timer callback already under way may still read its token.
     public void Dispose()

@@ -16,7 +16,7 @@ public sealed class UpstreamReferences(UpstreamClient upstream, BlobLinks links)
     private sealed class Lookup(RepositoryTarget target, UpstreamClient upstream, BlobLinks links) : IReferenceLookup
     {
         public async Task<long?> BlobSizeAsync(Digest digest, CancellationToken cancellationToken) =>
-            links.GetCachedSize(target.Local, digest) ?? await upstream.GetBlobSizeAsync(target.Upstream!, digest, cancellationToken);
+            await links.GetCachedSizeAsync(target.Local, digest, cancellationToken) ?? await upstream.GetBlobSizeAsync(target.Upstream!, digest, cancellationToken);
 
         public async Task<long?> ManifestSizeAsync(Digest digest, CancellationToken cancellationToken) =>
             (await upstream.GetManifestAsync(target.Upstream!, digest.ToString(), headOnly: true, [], cancellationToken))?.Size;

@@ -1,0 +1,61 @@
+using ShadowRegistry.Domain;
+
+namespace ShadowRegistry.Storage;
+
+/// <summary>
+/// The driver paths of repository metadata, one pure function each: the only place that knows this part of the
+/// layout (README, "Storage layout"). With the filesystem driver a path is the file below the storage root.
+/// Repository folders hold only "_" folders besides the folders of longer names, and no name component starts with
+/// "_", so the two never collide.
+/// </summary>
+public static class RegistryPaths
+{
+    public const string Repositories = "/repositories";
+
+    public static string Repository(RepositoryName name) => Repository(name.Value);
+
+    /// <summary>The folder of a repository given by its (valid) name; the catalog walks names before parsing them.</summary>
+    public static string Repository(string name) => $"{Repositories}/{name}";
+
+    public static string LayersDirectory(RepositoryName name) => $"{Repository(name)}/_layers";
+
+    public static string LayerLink(RepositoryName name, Digest digest) => $"{LayersDirectory(name)}/{digest.Algorithm}/{digest.Hex}";
+
+    /// <summary>A blob pulled through from upstream and kept: served like a local blob but not part of the local repository.</summary>
+    public static string CacheLink(RepositoryName name, Digest digest) => $"{Repository(name)}/_cache/{digest.Algorithm}/{digest.Hex}";
+
+    public static string ManifestsDirectory(string repository) => $"{Repository(repository)}/_manifests";
+
+    public static string ManifestsDirectory(RepositoryName name) => ManifestsDirectory(name.Value);
+
+    /// <summary>Holds one folder per digest algorithm, each holding one record per manifest.</summary>
+    public static string RevisionsDirectory(string repository) => $"{ManifestsDirectory(repository)}/revisions";
+
+    public static string ManifestRevision(RepositoryName name, Digest digest) => $"{RevisionsDirectory(name.Value)}/{digest.Algorithm}/{digest.Hex}";
+
+    public static string TagsDirectory(string repository) => $"{ManifestsDirectory(repository)}/tags";
+
+    public static string TagsDirectory(RepositoryName name) => TagsDirectory(name.Value);
+
+    public static string Tag(RepositoryName name, string tag) => $"{TagsDirectory(name)}/{tag}";
+
+    public static string ReferrersDirectory(RepositoryName name, Digest subject) => $"{Repository(name)}/_referrers/{subject.Algorithm}/{subject.Hex}";
+
+    public static string Referrer(RepositoryName name, Digest subject, Digest referrer) =>
+        $"{ReferrersDirectory(name, subject)}/{referrer.Algorithm}-{referrer.Hex}";
+
+    private const string TagsMarker = "/_manifests/tags/";
+
+    /// <summary>
+    /// The filesystem driver's lock file for a path changed by conditional operations: a tag's is
+    /// "_manifests/locks/&lt;tag&gt;", kept apart so it is never listed as a tag, and where every earlier version of the
+    /// registry locks it. Null (the driver's default) for anything else.
+    /// </summary>
+    public static string? LockOf(string path)
+    {
+        var marker = path.LastIndexOf(TagsMarker, StringComparison.Ordinal);
+        if (marker <= Repositories.Length || !path.StartsWith(Repositories + "/", StringComparison.Ordinal)) return null;
+        var tag = path[(marker + TagsMarker.Length)..];
+        return tag.Length == 0 || tag.Contains('/') ? null : $"{path[..marker]}/_manifests/locks/{tag}";
+    }
+}
