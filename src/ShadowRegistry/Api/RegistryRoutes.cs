@@ -22,7 +22,7 @@ public sealed class RegistryRoutes(
     {
         var path = context.Request.Path.Value ?? "";
         var method = context.Request.Method;
-        var route = RouteMatch.Parse(path) ?? throw RegistryError.NotFound(path);
+        var route = RouteMatch.Of(context) ?? throw RegistryError.NotFound(path);
         SetBodyLimit(context, route);
         return route.Kind switch
         {

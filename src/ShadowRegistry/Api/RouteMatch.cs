@@ -21,6 +21,21 @@ public enum RouteKind
 /// </summary>
 public sealed partial record RouteMatch(RouteKind Kind, string Name, string Parameter)
 {
+    private static readonly object ItemKey = new();
+
+    /// <summary>
+    /// The request's route, parsed once per request and kept with it: authorization and dispatch both need it, and
+    /// must agree on it. Null when the path is not a registry API path.
+    /// </summary>
+    public static RouteMatch? Of(HttpContext context)
+    {
+        if (context.Items.TryGetValue(ItemKey, out var cached)) return (RouteMatch?)cached;
+        var path = context.Request.Path.Value ?? "";
+        var route = path == "/v2" || path.StartsWith("/v2/", StringComparison.Ordinal) ? Parse(path) : null;
+        context.Items[ItemKey] = route;
+        return route;
+    }
+
     /// <summary>
     /// Repository names contain slashes, so routes are matched right to left with anchored patterns, as CNCF
     /// distribution does. Null when the path is not a registry API path.

@@ -32,8 +32,7 @@ public sealed class RegistryAuthMiddleware(
 
     public async Task InvokeAsync(HttpContext context)
     {
-        var path = context.Request.Path.Value ?? "";
-        var route = path == "/v2" || path.StartsWith("/v2/", StringComparison.Ordinal) ? RouteMatch.Parse(path) : null;
+        var route = RouteMatch.Of(context);
         if (route is null)
         {
             // Not the registry API (the token endpoint, or a path dispatch will answer 404 for).
