@@ -47,6 +47,13 @@ public sealed class TmpfsMount : IDisposable
         }
     }
 
+    /// <summary>Remounts the file system read-only (writes then fail with EROFS, even for root) or writable again.</summary>
+    public void SetReadOnly(bool readOnly)
+    {
+        var (exitCode, output) = Run("mount", "-o", readOnly ? "remount,ro" : "remount,rw", Path);
+        Assert.True(exitCode == 0, $"remounting {Path} {(readOnly ? "read-only" : "writable")} failed (exit {exitCode}): {output}");
+    }
+
     public void Dispose()
     {
         // Lazy unmount: a file still open somewhere must not leave the mount behind.

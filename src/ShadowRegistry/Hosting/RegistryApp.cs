@@ -63,6 +63,7 @@ public static class RegistryApp
         AddApi(builder.Services);
         builder.AddRegistryAuth();
         builder.AddRegistryTls();
+        builder.Services.AddHealthChecks().AddCheck<StorageHealthCheck>("storage", tags: [HealthEndpoints.ReadyTag]);
         overrideServices?.Invoke(builder.Services);
 
         var app = builder.Build();
@@ -72,6 +73,7 @@ public static class RegistryApp
         });
         app.UseMiddleware<RegistryErrorMiddleware>();
         app.UseRegistryAuth();
+        HealthEndpoints.Map(app);
         var routes = app.Services.GetRequiredService<RegistryRoutes>();
         app.Map("/v2", routes.DispatchAsync);
         app.Map("/v2/{**path}", routes.DispatchAsync);
