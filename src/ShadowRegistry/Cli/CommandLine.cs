@@ -15,6 +15,7 @@ public static class CommandLine
         Options:
           --data <folder>          storage root (Registry:StorageRoot)
           --listen <url>           listen address(es), ';'-separated (urls)
+          --log-format text|json   console log format (Registry:LogFormat)
           --<Section>:<Key> <v>    any configuration key, e.g. --Registry:MaxManifestBytes 8388608
           -h, --help               this text
         Configuration is also read from appsettings.json beside the binary and from environment variables

@@ -1,7 +1,6 @@
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
 using Serilog;
-using Serilog.Events;
 using ShadowRegistry.Api;
 using ShadowRegistry.Auth;
 using ShadowRegistry.Configuration;
@@ -29,6 +28,7 @@ public static class RegistryApp
         {
             ["--data"] = $"{RegistryOptions.Section}:{nameof(RegistryOptions.StorageRoot)}",
             ["--listen"] = "urls",
+            ["--log-format"] = RegistryLogging.FormatKey,
         });
         if (string.IsNullOrEmpty(builder.Configuration["urls"])) builder.WebHost.UseUrls(DefaultUrl);
 
@@ -37,11 +37,9 @@ public static class RegistryApp
         builder.Services.AddOptions<KestrelServerOptions>().Configure<IOptions<RegistryOptions>>((kestrel, registry) =>
             kestrel.Limits.MaxRequestBodySize = registry.Value.MaxRequestBodyBytes);
 
-        builder.Services.AddSerilog((services, logger) => logger
-            .ReadFrom.Configuration(builder.Configuration)
-            .MinimumLevel.Override("Microsoft.AspNetCore", LogEventLevel.Warning)
-            .Enrich.FromLogContext()
-            .WriteTo.Console(outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj} {Properties:j}{NewLine}{Exception}"));
+        // Checked here, so a wrong value stops the registry with the reason rather than logging nowhere.
+        RegistryLogging.Formatter(builder.Configuration[RegistryLogging.FormatKey]);
+        builder.Services.AddSerilog((services, logger) => RegistryLogging.Configure(logger, builder.Configuration));
 
         builder.Services.AddOptions<RegistryOptions>()
             .Bind(builder.Configuration.GetSection(RegistryOptions.Section))
@@ -67,10 +65,8 @@ public static class RegistryApp
         overrideServices?.Invoke(builder.Services);
 
         var app = builder.Build();
-        app.UseSerilogRequestLogging(options =>
-        {
-            options.MessageTemplate = "{RequestMethod} {RequestPath} responded {StatusCode} in {Elapsed:0.0} ms";
-        });
+        app.Lifetime.ApplicationStarted.Register(() => LogBanner(app));
+        app.UseSerilogRequestLogging(RegistryLogging.ConfigureRequestLogging);
         app.UseMiddleware<RegistryErrorMiddleware>();
         app.UseRegistryAuth();
         HealthEndpoints.Map(app);
@@ -80,6 +76,19 @@ public static class RegistryApp
         // Anything else (including paths whose dot segments lead out of /v2) gets an OCI 404 too, not an empty one.
         app.MapFallback(context => throw RegistryError.NotFound(context.Request.Path.Value ?? ""));
         return app;
+    }
+
+    /// <summary>One line at start-up that says what this instance is: where it listens, stores, shadows, and who may write.</summary>
+    private static void LogBanner(WebApplication app)
+    {
+        var registry = app.Services.GetRequiredService<IOptions<RegistryOptions>>().Value;
+        var upstreams = app.Services.GetRequiredService<IOptions<ShadowOptions>>().Value.Upstreams;
+        var auth = app.Services.GetRequiredService<IOptions<AuthOptions>>().Value;
+        app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("ShadowRegistry").LogInformation(
+            "ShadowRegistry listening on {Urls}; {Driver} storage at {StorageRoot}; upstreams: {Upstreams}; authentication: {AuthMode}",
+            string.Join(' ', app.Urls), registry.Storage.Driver, Path.GetFullPath(registry.StorageRoot),
+            upstreams.Count == 0 ? "none" : string.Join(", ", upstreams.Select(u => $"{u.Key}={u.Value.Url}{(u.Value.Default ? " (default)" : "")}")),
+            !auth.IsEnabled ? "off" : auth.AnonymousPull ? "tokens, anonymous pull" : "tokens, restricted");
     }
 
     private static void AddStorage(IServiceCollection services)
