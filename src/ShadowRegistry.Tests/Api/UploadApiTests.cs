@@ -1,6 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 using ShadowRegistry.Tests.Infrastructure;
 
 namespace ShadowRegistry.Tests.Api;
@@ -232,29 +234,36 @@ public sealed class AbandonedUploadTests
     [Fact]
     public async Task IdleSessionsAreRemovedAndActiveOnesKept()
     {
-        await using var server = await RegistryServer.StartAsync("--Registry:UploadExpiry", "00:10:00", "--Registry:UploadCleanupInterval", "00:00:00.100");
+        // Expiry and janitor ticks run on the registry's clock: the test moves it, so each tick happens exactly when
+        // told. It starts years away from the real clock, so a reading of the real one would show.
+        var clock = new FakeTimeProvider();
+        var interval = TimeSpan.FromMinutes(1);
+        await using var server = await RegistryServer.StartAsync(services => services.AddSingleton<TimeProvider>(clock),
+            "--Registry:UploadExpiry", "00:10:00", "--Registry:UploadCleanupInterval", interval.ToString());
         using var client = server.CreateClient();
         using var abandoned = await client.PostAsync("v2/janitor/app/blobs/uploads/", null);
         await abandoned.ExpectAsync(HttpStatusCode.Accepted);
         using var active = await client.PostAsync("v2/janitor/app/blobs/uploads/", null);
         await active.ExpectAsync(HttpStatusCode.Accepted);
 
-        // Age the abandoned session and a leftover temporary file past the expiry, rather than waiting for it.
-        var longAgo = DateTime.UtcNow - TimeSpan.FromHours(1);
-        var abandonedId = abandoned.Headers.Location!.ToString().Split('/')[^1];
-        File.SetLastWriteTimeUtc(Path.Combine(server.StorageRoot, "uploads", abandonedId, "data"), longAgo);
+        // Last written an hour ago by the registry's clock: the abandoned session and a leftover temporary file. The
+        // active session was written just now.
+        var longAgo = (clock.GetUtcNow() - TimeSpan.FromHours(1)).UtcDateTime;
+        string Data(HttpResponseMessage session) => Path.Combine(server.StorageRoot, "uploads", session.Headers.Location!.ToString().Split('/')[^1], "data");
+        File.SetLastWriteTimeUtc(Data(abandoned), longAgo);
+        File.SetLastWriteTimeUtc(Data(active), clock.GetUtcNow().UtcDateTime);
         var stale = Path.Combine(server.StorageRoot, "tmp", "leftover");
         await File.WriteAllBytesAsync(stale, [1]);
         File.SetLastWriteTimeUtc(stale, longAgo);
 
-        HttpStatusCode idleStatus = HttpStatusCode.OK;
-        for (var i = 0; i < 50 && idleStatus != HttpStatusCode.NotFound; i++)
-        {
-            await Task.Delay(100);
-            using var status = await client.GetAsync(abandoned.Headers.Location);
-            idleStatus = status.StatusCode;
-        }
-        Assert.Equal(HttpStatusCode.NotFound, idleStatus);
+        // Nothing goes between ticks.
+        clock.Advance(interval - TimeSpan.FromSeconds(1));
+        using (var status = await client.GetAsync(abandoned.Headers.Location)) await status.ExpectAsync(HttpStatusCode.NoContent);
+        Assert.True(File.Exists(stale));
+
+        // The next tick removes what is past its expiry, and only that.
+        clock.Advance(TimeSpan.FromSeconds(1));
+        using (var status = await client.GetAsync(abandoned.Headers.Location)) await status.ExpectErrorAsync(HttpStatusCode.NotFound, "BLOB_UPLOAD_UNKNOWN");
         Assert.False(File.Exists(stale));
 
         var content = OciHttp.RandomBytes(100, 1);
