@@ -71,24 +71,36 @@ public sealed class ConcurrencyTests(RegistryServerFixture fixture) : IClassFixt
     {
         var images = new List<(byte[] Manifest, string Digest)>();
         for (var i = 0; i < 4; i++) images.Add(await client.PushImageAsync("race/retag", $"seed-{i}", seed: 100 + i));
+        // The tag exists before the race, so every read during it must find a complete manifest: a 404 would be the
+        // tag missing between two writes.
+        using (var first = await client.PutManifestAsync("race/retag", "latest", images[0].Manifest, OciHttp.OciManifest))
+            await first.ExpectAsync(HttpStatusCode.Created);
 
-        var writers = Enumerable.Range(0, 40).Select(i => Task.Run(async () =>
+        var writers = Task.WhenAll(Enumerable.Range(0, 40).Select(i => Task.Run(async () =>
         {
             var (manifest, _) = images[i % images.Count];
             using var put = await client.PutManifestAsync("race/retag", "latest", manifest, OciHttp.OciManifest);
             await put.ExpectAsync(HttpStatusCode.Created);
-        }));
-        var readers = Enumerable.Range(0, 40).Select(_ => Task.Run(async () =>
+        })));
+        var readers = Enumerable.Range(0, 8).Select(_ => Task.Run(async () =>
         {
-            using var get = await client.GetAsync("v2/race/retag/manifests/latest");
-            if (get.StatusCode == HttpStatusCode.NotFound) return; // before the first write lands
-            await get.ExpectAsync(HttpStatusCode.OK);
-            var bytes = await get.Content.ReadAsByteArrayAsync();
-            Assert.Equal(get.Headers.GetValues("Docker-Content-Digest").Single(), OciHttp.Sha256(bytes));
-            Assert.Contains(images, image => image.Digest == OciHttp.Sha256(bytes));
+            do
+            {
+                using var get = await client.GetAsync("v2/race/retag/manifests/latest");
+                await get.ExpectAsync(HttpStatusCode.OK);
+                var bytes = await get.Content.ReadAsByteArrayAsync();
+                Assert.Equal(get.Headers.GetValues("Docker-Content-Digest").Single(), OciHttp.Sha256(bytes));
+                Assert.Contains(images, image => image.Digest == OciHttp.Sha256(bytes));
+            }
+            while (!writers.IsCompleted);
         }));
-        await Task.WhenAll(writers.Concat(readers));
+        await Task.WhenAll(readers.Append(writers));
 
+        using (var final = await client.GetAsync("v2/race/retag/manifests/latest"))
+        {
+            await final.ExpectAsync(HttpStatusCode.OK);
+            Assert.Contains(images, image => image.Digest == final.Headers.GetValues("Docker-Content-Digest").Single());
+        }
         Assert.DoesNotContain(Directory.EnumerateFiles(Path.Combine(fixture.Server.StorageRoot, "repositories"), "*", SearchOption.AllDirectories),
             path => Path.GetFileName(path).StartsWith('.'));
     }

@@ -1,6 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 using ShadowRegistry.Tests.Infrastructure;
 
 namespace ShadowRegistry.Tests.Api;
@@ -150,55 +152,80 @@ public sealed class UploadApiTests(RegistryServerFixture fixture) : IClassFixtur
         var location = await StartAsync("uploads/truncated");
         using (var first = await PatchAsync(location, new byte[1000], "0-999")) await first.ExpectAsync(HttpStatusCode.Accepted);
 
-        // Announce 100000 bytes, send 5000, and hang up: the registry must not keep the partial chunk.
+        // Announce 1000000 bytes, send 300000 and hang up once part of them is on disk: the registry must roll the
+        // partial chunk back. (It writes in 128 KiB pieces, so a short chunk would never reach the disk at all.)
+        var id = location.ToString().Split('?')[0].Split('/')[^1];
+        var data = new FileInfo(Path.Combine(fixture.Server.StorageRoot, "uploads", id, "data"));
+        var handled = fixture.Server.Finished.NextAsync(HttpMethod.Patch, location.ToString().Split('?')[0]);
         using (var socket = new TcpClient())
         {
             await socket.ConnectAsync(fixture.Server.BaseAddress.Host, fixture.Server.BaseAddress.Port);
             var stream = socket.GetStream();
-            var head = $"PATCH {location} HTTP/1.1\r\nHost: {fixture.Server.HostPort}\r\nContent-Type: application/octet-stream\r\nContent-Range: 1000-100999\r\nContent-Length: 100000\r\n\r\n";
+            var head = $"PATCH {location} HTTP/1.1\r\nHost: {fixture.Server.HostPort}\r\nContent-Type: application/octet-stream\r\nContent-Range: 1000-1000999\r\nContent-Length: 1000000\r\n\r\n";
             await stream.WriteAsync(Encoding.ASCII.GetBytes(head));
-            await stream.WriteAsync(new byte[5000]);
+            await stream.WriteAsync(new byte[300_000]);
             await stream.FlushAsync();
+            for (var waited = 0; waited < 3000 && Length(data) <= 1000; waited++) await Task.Delay(10);
+            Assert.True(Length(data) > 1000, "the partial chunk never reached the disk within 30 s");
         }
 
-        // The server notices the disconnect asynchronously and rolls the chunk back; until then the session is
-        // busy (416). A client resumes from what the status reports, so retry (bounded) like one.
-        var content = OciHttp.RandomBytes(1000, 14);
-        HttpStatusCode resumedStatus = 0;
-        for (var attempt = 0; attempt < 50 && resumedStatus != HttpStatusCode.Accepted; attempt++)
+        // The server notices the disconnect on its own time; once it is done with that request, the session stands
+        // exactly where the client was last told, and the client resumes from there.
+        await handled.WaitAsync(TimeSpan.FromSeconds(30));
+        using (var status = await client.GetAsync(location))
         {
-            using var status = await client.GetAsync(location);
-            var range = status.Headers.GetValues("Range").Single();
-            if (range == "0-999")
-            {
-                using var resumed = await PatchAsync(location, content, "1000-1999");
-                resumedStatus = resumed.StatusCode;
-            }
-            if (resumedStatus != HttpStatusCode.Accepted) await Task.Delay(100);
+            await status.ExpectAsync(HttpStatusCode.NoContent);
+            Assert.Equal("0-999", status.Headers.GetValues("Range").Single());
         }
-        Assert.Equal(HttpStatusCode.Accepted, resumedStatus);
+        var content = OciHttp.RandomBytes(1000, 14);
+        using (var resumed = await PatchAsync(location, content, "1000-1999"))
+        {
+            await resumed.ExpectAsync(HttpStatusCode.Accepted);
+            Assert.Equal("0-1999", resumed.Headers.GetValues("Range").Single());
+        }
         var expected = new byte[1000].Concat(content).ToArray();
         using var put = await client.PutAsync(OciHttp.WithQuery(location, $"digest={OciHttp.Sha256(expected)}"), null);
         await put.ExpectAsync(HttpStatusCode.Created);
     }
 
+    private static long Length(FileInfo file)
+    {
+        file.Refresh();
+        return file.Exists ? file.Length : 0;
+    }
+
     [Fact]
     public async Task TruncatedMonolithicUploadLeavesNoBlob()
     {
-        var content = OciHttp.RandomBytes(50_000, 15);
+        var content = OciHttp.RandomBytes(1_000_000, 15);
         var digest = OciHttp.Sha256(content);
+        var uploads = Path.Combine(fixture.Server.StorageRoot, "uploads");
+        var earlier = Directory.GetDirectories(uploads).ToHashSet();
+        var handled = fixture.Server.Finished.NextAsync(HttpMethod.Post, "/v2/uploads/truncmono/blobs/uploads/");
+        string? session;
         using (var socket = new TcpClient())
         {
             await socket.ConnectAsync(fixture.Server.BaseAddress.Host, fixture.Server.BaseAddress.Port);
             var stream = socket.GetStream();
             var head = $"POST /v2/uploads/truncmono/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: {fixture.Server.HostPort}\r\nContent-Length: {content.Length}\r\n\r\n";
             await stream.WriteAsync(Encoding.ASCII.GetBytes(head));
-            await stream.WriteAsync(content.AsMemory(0, 20_000));
+            await stream.WriteAsync(content.AsMemory(0, 300_000));
+            await stream.FlushAsync();
+            // Hang up only once the body is being written: a client gone before that is turned away before any
+            // upload starts, and the truncated upload would never be tried.
+            string? Writing() => Directory.GetDirectories(uploads).Except(earlier)
+                .FirstOrDefault(folder => Length(new FileInfo(Path.Combine(folder, "data"))) > 0);
+            for (var waited = 0; waited < 3000 && Writing() is null; waited++) await Task.Delay(10);
+            session = Writing();
+            Assert.True(session is not null, "the upload never started writing within 30 s");
         }
-        await Task.Delay(300);
+
+        // Checked once the server is done with the broken-off request: before that, absence would prove nothing.
+        await handled.WaitAsync(TimeSpan.FromSeconds(30));
         using var headResponse = await client.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"v2/uploads/truncmono/blobs/{digest}"));
         Assert.Equal(HttpStatusCode.NotFound, headResponse.StatusCode);
         Assert.False(File.Exists(Path.Combine(fixture.Server.StorageRoot, "blobs", "sha256", digest[7..9], digest[7..])));
+        Assert.False(Directory.Exists(session), "the broken-off upload's session was left behind");
     }
 }
 
@@ -207,29 +234,36 @@ public sealed class AbandonedUploadTests
     [Fact]
     public async Task IdleSessionsAreRemovedAndActiveOnesKept()
     {
-        await using var server = await RegistryServer.StartAsync("--Registry:UploadExpiry", "00:10:00", "--Registry:UploadCleanupInterval", "00:00:00.100");
+        // Expiry and janitor ticks run on the registry's clock: the test moves it, so each tick happens exactly when
+        // told. It starts years away from the real clock, so a reading of the real one would show.
+        var clock = new FakeTimeProvider();
+        var interval = TimeSpan.FromMinutes(1);
+        await using var server = await RegistryServer.StartAsync(services => services.AddSingleton<TimeProvider>(clock),
+            "--Registry:UploadExpiry", "00:10:00", "--Registry:UploadCleanupInterval", interval.ToString());
         using var client = server.CreateClient();
         using var abandoned = await client.PostAsync("v2/janitor/app/blobs/uploads/", null);
         await abandoned.ExpectAsync(HttpStatusCode.Accepted);
         using var active = await client.PostAsync("v2/janitor/app/blobs/uploads/", null);
         await active.ExpectAsync(HttpStatusCode.Accepted);
 
-        // Age the abandoned session and a leftover temporary file past the expiry, rather than waiting for it.
-        var longAgo = DateTime.UtcNow - TimeSpan.FromHours(1);
-        var abandonedId = abandoned.Headers.Location!.ToString().Split('/')[^1];
-        File.SetLastWriteTimeUtc(Path.Combine(server.StorageRoot, "uploads", abandonedId, "data"), longAgo);
+        // Last written an hour ago by the registry's clock: the abandoned session and a leftover temporary file. The
+        // active session was written just now.
+        var longAgo = (clock.GetUtcNow() - TimeSpan.FromHours(1)).UtcDateTime;
+        string Data(HttpResponseMessage session) => Path.Combine(server.StorageRoot, "uploads", session.Headers.Location!.ToString().Split('/')[^1], "data");
+        File.SetLastWriteTimeUtc(Data(abandoned), longAgo);
+        File.SetLastWriteTimeUtc(Data(active), clock.GetUtcNow().UtcDateTime);
         var stale = Path.Combine(server.StorageRoot, "tmp", "leftover");
         await File.WriteAllBytesAsync(stale, [1]);
         File.SetLastWriteTimeUtc(stale, longAgo);
 
-        HttpStatusCode idleStatus = HttpStatusCode.OK;
-        for (var i = 0; i < 50 && idleStatus != HttpStatusCode.NotFound; i++)
-        {
-            await Task.Delay(100);
-            using var status = await client.GetAsync(abandoned.Headers.Location);
-            idleStatus = status.StatusCode;
-        }
-        Assert.Equal(HttpStatusCode.NotFound, idleStatus);
+        // Nothing goes between ticks.
+        clock.Advance(interval - TimeSpan.FromSeconds(1));
+        using (var status = await client.GetAsync(abandoned.Headers.Location)) await status.ExpectAsync(HttpStatusCode.NoContent);
+        Assert.True(File.Exists(stale));
+
+        // The next tick removes what is past its expiry, and only that.
+        clock.Advance(TimeSpan.FromSeconds(1));
+        using (var status = await client.GetAsync(abandoned.Headers.Location)) await status.ExpectErrorAsync(HttpStatusCode.NotFound, "BLOB_UPLOAD_UNKNOWN");
         Assert.False(File.Exists(stale));
 
         var content = OciHttp.RandomBytes(100, 1);

@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using ShadowRegistry.Hosting;
 
@@ -10,15 +11,19 @@ public sealed class RegistryServer : IAsyncDisposable
     private readonly WebApplication app;
     private readonly bool ownsStorageRoot;
 
-    private RegistryServer(WebApplication app, string storageRoot, bool ownsStorageRoot, Uri baseAddress)
+    private RegistryServer(WebApplication app, string storageRoot, bool ownsStorageRoot, Uri baseAddress, FinishedRequests finished)
     {
         this.app = app;
         StorageRoot = storageRoot;
         this.ownsStorageRoot = ownsStorageRoot;
         BaseAddress = baseAddress;
+        Finished = finished;
     }
 
     public string StorageRoot { get; }
+
+    /// <summary>Requests the server has finished handling, for tests whose client gave up on one.</summary>
+    public FinishedRequests Finished { get; }
 
     /// <summary>http://127.0.0.1:PORT/</summary>
     public Uri BaseAddress { get; }
@@ -42,6 +47,11 @@ public sealed class RegistryServer : IAsyncDisposable
     public static Task<RegistryServer> StartOnAsync(string storageRoot, params string[] extraArgs) =>
         StartAsync(storageRoot, ownsStorageRoot: false, null, extraArgs);
 
+    /// <inheritdoc cref="StartOnAsync(string, string[])"/>
+    /// <param name="overrideServices">Replaces registered services, e.g. the <see cref="TimeProvider"/> with a fake clock.</param>
+    public static Task<RegistryServer> StartOnAsync(string storageRoot, Action<IServiceCollection>? overrideServices, params string[] extraArgs) =>
+        StartAsync(storageRoot, ownsStorageRoot: false, overrideServices, extraArgs);
+
     private static async Task<RegistryServer> StartAsync(string storageRoot, bool ownsStorageRoot, Action<IServiceCollection>? overrideServices, string[] extraArgs)
     {
         string[] args =
@@ -51,10 +61,15 @@ public sealed class RegistryServer : IAsyncDisposable
             "--Serilog:MinimumLevel:Default", "Warning",
             .. extraArgs,
         ];
-        var app = RegistryApp.Build(args, overrideServices);
+        var finished = new FinishedRequests();
+        var app = RegistryApp.Build(args, services =>
+        {
+            services.AddSingleton<IStartupFilter>(new FinishedRequests.StartupFilter(finished));
+            overrideServices?.Invoke(services);
+        });
         await app.StartAsync();
         var address = new Uri(app.Urls.First().Replace("[::]", "127.0.0.1") + "/");
-        return new RegistryServer(app, storageRoot, ownsStorageRoot, address);
+        return new RegistryServer(app, storageRoot, ownsStorageRoot, address, finished);
     }
 
     public HttpClient CreateClient() => new() { BaseAddress = BaseAddress, Timeout = TimeSpan.FromMinutes(2) };

@@ -1,5 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 using ShadowRegistry.Tests.Infrastructure;
 using WireMock.RequestBuilders;
 using WireMock.ResponseBuilders;
@@ -234,6 +236,40 @@ public sealed class ShadowingTests : IAsyncLifetime
         await Task.WhenAll(pulls);
         // Docker Hub counts every manifest GET against the pull limit: a burst of CI jobs must cost one.
         Assert.Equal(1, upstream.CountRequests(r => r.Path == "/v2/team/popular/manifests/v1"));
+    }
+
+    [Fact]
+    public async Task UpstreamTagIsServedFromMemoryForItsTtlThenAskedForAgain()
+    {
+        // The TTL runs on the registry's clock: the test moves it rather than waiting 30 s.
+        var clock = new FakeTimeProvider();
+        await using var cached = await RegistryServer.StartAsync(services => services.AddSingleton<TimeProvider>(clock),
+            upstream.RegistryArgs("--Shadow:ManifestTagCacheTtl", "00:00:30"));
+        using var cachedClient = cached.CreateClient();
+        var (before, after) = (FakeUpstream.Image(68), FakeUpstream.Image(69));
+        const string Path = "/v2/team/retagged/manifests/v1";
+        int Asked() => upstream.CountRequests(r => r.Path == Path);
+        async Task<string> DigestAsync()
+        {
+            using var response = await cachedClient.GetAsync("v2/team/retagged/manifests/v1");
+            await response.ExpectAsync(HttpStatusCode.OK);
+            return response.Headers.GetValues("Docker-Content-Digest").Single();
+        }
+
+        upstream.ServeManifest("team/retagged", "v1", before.Manifest);
+        Assert.Equal(before.Digest, await DigestAsync());
+        var asked = Asked();
+
+        // Retagged upstream: within the TTL the registry neither asks nor notices.
+        upstream.Server.ResetMappings();
+        upstream.ServeManifest("team/retagged", "v1", after.Manifest);
+        clock.Advance(TimeSpan.FromSeconds(29));
+        Assert.Equal(before.Digest, await DigestAsync());
+        Assert.Equal(asked, Asked());
+
+        clock.Advance(TimeSpan.FromSeconds(1));
+        Assert.Equal(after.Digest, await DigestAsync());
+        Assert.True(Asked() > asked, "the registry did not ask the upstream again once the TTL was over");
     }
 
     [Fact]

@@ -1,6 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 using ShadowRegistry.Tests.Infrastructure;
 using WireMock.RequestBuilders;
 using WireMock.ResponseBuilders;
@@ -70,11 +72,20 @@ public sealed class UpstreamFaultTests : IDisposable
         ServeManifestWithToken("/v2/team/app/manifests/v1", "tok-short", remote);
         ServeToken("tok-short", expiresIn: 1);
 
-        await using var server = await RegistryServer.StartAsync(upstream.RegistryArgs("--Shadow:ManifestTagCacheTtl", "00:00:00"));
+        // The token's lifetime runs on the registry's clock, so the test moves that clock rather than waiting.
+        var clock = new FakeTimeProvider();
+        await using var server = await RegistryServer.StartAsync(services => services.AddSingleton<TimeProvider>(clock),
+            upstream.RegistryArgs("--Shadow:ManifestTagCacheTtl", "00:00:00"));
         using var client = server.CreateClient();
         using (var first = await client.GetAsync("v2/team/app/manifests/v1")) await first.ExpectAsync(HttpStatusCode.OK);
-        await Task.Delay(1500);
-        using (var second = await client.GetAsync("v2/team/app/manifests/v1")) await second.ExpectAsync(HttpStatusCode.OK);
+        Assert.Equal(1, TokenRequests);
+
+        clock.Advance(TimeSpan.FromMilliseconds(999));
+        using (var cached = await client.GetAsync("v2/team/app/manifests/v1")) await cached.ExpectAsync(HttpStatusCode.OK);
+        Assert.Equal(1, TokenRequests);
+
+        clock.Advance(TimeSpan.FromMilliseconds(1));
+        using (var renewed = await client.GetAsync("v2/team/app/manifests/v1")) await renewed.ExpectAsync(HttpStatusCode.OK);
         Assert.Equal(2, TokenRequests);
     }
 

@@ -33,18 +33,20 @@ public sealed class UpstreamHealthTests
         return request;
     }
 
-    /// <summary>Sends one attempt for the repository; the upstream's exception, if any, is swallowed.</summary>
+    /// <summary>Sends one attempt for the repository; the exception the upstream was told to throw, if any, is swallowed.</summary>
     private async Task SendAsync(string repository, Func<HttpResponseMessage> answer, CancellationToken cancellationToken = default)
     {
         upstream.Next = answer;
+        upstream.Thrown = null;
         using var request = Request(repository);
         try
         {
             using var response = await invoker.SendAsync(request, cancellationToken);
         }
-        catch (Exception e) when (e is not BrokenCircuitException)
+        catch (Exception e) when (e == upstream.Thrown)
         {
-            // The upstream's own failure, passed on to the caller.
+            // The upstream's own failure, passed on to the caller. Anything else (an open circuit, the handler's own
+            // failure) reaches the test: swallowed, it would pass every "the circuit stays closed" check.
         }
     }
 
@@ -195,10 +197,21 @@ public sealed class UpstreamHealthTests
 
         public int Calls => Volatile.Read(ref calls);
 
+        /// <summary>What the last answer threw, if it did.</summary>
+        public Exception? Thrown { get; set; }
+
         protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
         {
             Interlocked.Increment(ref calls);
-            return Task.FromResult(Next());
+            try
+            {
+                return Task.FromResult(Next());
+            }
+            catch (Exception e)
+            {
+                Thrown = e;
+                throw;
+            }
         }
     }
 }

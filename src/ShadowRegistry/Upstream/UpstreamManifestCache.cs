@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Caching.Memory;
+using Microsoft.Extensions.Internal;
 using Microsoft.Extensions.Options;
 using ShadowRegistry.Domain;
 
@@ -13,9 +14,10 @@ public sealed class UpstreamManifestCache : IDisposable
     private readonly MemoryCache cache;
     private readonly TimeSpan tagTtl;
 
-    public UpstreamManifestCache(IOptions<ShadowOptions> options)
+    public UpstreamManifestCache(IOptions<ShadowOptions> options, TimeProvider time)
     {
-        cache = new MemoryCache(new MemoryCacheOptions { SizeLimit = options.Value.ManifestCacheBytes });
+        // The tag TTL runs on the registry's clock like every other expiry, not on the cache's own.
+        cache = new MemoryCache(new MemoryCacheOptions { SizeLimit = options.Value.ManifestCacheBytes, Clock = new Clock(time) });
         tagTtl = options.Value.ManifestTagCacheTtl;
     }
 
@@ -36,4 +38,10 @@ public sealed class UpstreamManifestCache : IDisposable
     private static string Key(UpstreamRepository repository, string reference) => $"{repository.Registry.Name}/{repository.Name}@{reference}";
 
     public void Dispose() => cache.Dispose();
+
+    /// <summary>The cache's clock abstraction over the injected <see cref="TimeProvider"/>.</summary>
+    private sealed class Clock(TimeProvider time) : ISystemClock
+    {
+        public DateTimeOffset UtcNow => time.GetUtcNow();
+    }
 }
