@@ -15,6 +15,7 @@ public sealed class ContainerdEndToEndTests(ITestOutputHelper output)
     [ContainerdDaemonFact]
     public async Task ImportedImageSurvivesPushRemoveAndPullByTag()
     {
+        ContainerdDaemon.Require();
         await using var server = await RegistryServer.StartAsync();
         using var client = server.CreateClient();
         await using var daemon = await ContainerdDaemon.StartAsync(output);
@@ -59,6 +60,7 @@ public sealed class ContainerdEndToEndTests(ITestOutputHelper output)
     [ContainerdDaemonFact]
     public async Task HostsTomlMirrorServesDockerIoNamesWithTheNamespaceQuery()
     {
+        ContainerdDaemon.Require();
         // The real upstream: Debian's docker-registry, holding library/NAME:v1 pushed by skopeo (NAME unique, see Docker's test).
         await using var sandbox = new ContainerToolSandbox("ctr-mirror");
         var (layout, image) = OciImageLayout.WriteRandomImage(sandbox.Folder("image"), "v1", seed: 5505, 128 << 10, 64 << 10);

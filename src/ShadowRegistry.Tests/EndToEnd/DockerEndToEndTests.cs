@@ -16,6 +16,7 @@ public sealed partial class DockerEndToEndTests(ITestOutputHelper output)
     [DockerDaemonFact]
     public async Task BuiltImageSurvivesPushRemoveAndPullByTagAndByDigest()
     {
+        DockerDaemon.Require();
         await using var server = await RegistryServer.StartAsync();
         using var client = server.CreateClient();
         await using var daemon = await DockerDaemon.StartAsync(output);
@@ -92,6 +93,7 @@ public sealed partial class DockerEndToEndTests(ITestOutputHelper output)
     [DockerDaemonFact]
     public async Task RegistryMirrorServesDockerHubNamesFromTheDockerIoUpstream()
     {
+        DockerDaemon.Require();
         // The real upstream: Debian's docker-registry, holding library/NAME:v1 pushed by skopeo. NAME is unique, so a
         // pull that reached the real Docker Hub (if there were a network) could not find it.
         await using var sandbox = new ContainerToolSandbox("docker-mirror");

@@ -271,11 +271,18 @@ public sealed class DockerDaemon : ContainerDaemon
         this.containerd = containerd;
     }
 
+    /// <summary>Fails the test, saying why, when dockerd cannot be started here (call it before starting anything else).</summary>
+    public static void Require()
+    {
+        RequireAvailable("dockerd", "docker.io");
+        RequireAvailable("containerd", "containerd");
+        ExternalTool.Require("docker");
+    }
+
     /// <param name="registryMirrors">daemon.json "registry-mirrors" (Docker Hub mirrors), e.g. http://127.0.0.1:PORT.</param>
     public static async Task<DockerDaemon> StartAsync(ITestOutputHelper? output = null, params string[] registryMirrors)
     {
-        RequireAvailable("dockerd", "docker.io");
-        ExternalTool.Require("docker");
+        Require();
         var containerd = await ContainerdDaemon.StartAsync(output);
         try
         {
@@ -350,10 +357,16 @@ public sealed class ContainerdDaemon : ContainerDaemon
     {
     }
 
-    public static async Task<ContainerdDaemon> StartAsync(ITestOutputHelper? output = null)
+    /// <summary>Fails the test, saying why, when containerd cannot be started here (call it before starting anything else).</summary>
+    public static void Require()
     {
         RequireAvailable("containerd", "containerd");
         ExternalTool.Require("ctr");
+    }
+
+    public static async Task<ContainerdDaemon> StartAsync(ITestOutputHelper? output = null)
+    {
+        Require();
         var scratch = new ScratchDirectory("containerd");
         var socket = scratch.FilePath("containerd.sock");
         var config = scratch.FilePath("config.toml");
