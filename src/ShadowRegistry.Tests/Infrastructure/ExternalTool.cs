@@ -60,8 +60,8 @@ public sealed class ExternalTool
         {
             Assert.Fail(
                 $"The end-to-end tests need '{name}', which is not installed (not found on PATH='{System.Environment.GetEnvironmentVariable("PATH")}'). "
-                + "Run .ci/run, which installs skopeo, podman, docker-registry and uidmap, "
-                + "or install them by hand: sudo apt-get install -y skopeo podman docker-registry uidmap.");
+                + "Run .ci/run, which installs skopeo, podman, docker-registry, uidmap, docker.io and containerd, "
+                + "or install them by hand: sudo apt-get install -y skopeo podman docker-registry uidmap docker.io containerd.");
         }
         return found!;
     }
