@@ -313,6 +313,24 @@ public sealed class FilesystemDriver : IStorageDriver
             }
         }
 
+        public Task TruncateAsync(long size, CancellationToken cancellationToken)
+        {
+            ObjectDisposedException.ThrowIf(ended, this);
+            try
+            {
+                ArgumentOutOfRangeException.ThrowIfNegative(size);
+                ArgumentOutOfRangeException.ThrowIfGreaterThan(size, stream.Length);
+                cancellationToken.ThrowIfCancellationRequested();
+                stream.SetLength(size);
+                stream.Seek(0, SeekOrigin.End);
+                return Task.CompletedTask;
+            }
+            catch (Exception e)
+            {
+                return Task.FromException(driver.Translate(e, path) ?? e);
+            }
+        }
+
         /// <summary>Flushed to the OS, not fsynced: another process can append at once; only a commit must survive a power loss.</summary>
         public Task CloseAsync(CancellationToken cancellationToken) => End(() => stream.Flush(flushToDisk: false));
 

@@ -99,6 +99,13 @@ public interface IStorageWriter : IAsyncDisposable
 
     Task WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Cuts the file back to <paramref name="size"/> bytes (at most <see cref="Size"/>; earlier writers' bytes
+    /// included), so later writes continue from there. Lets a chunk that failed part-way be taken back, so a resumable
+    /// upload holds only what its client was told it holds.
+    /// </summary>
+    Task TruncateAsync(long size, CancellationToken cancellationToken);
+
     /// <summary>Ends this writer keeping what it wrote, so a later writer (any process) can append.</summary>
     Task CloseAsync(CancellationToken cancellationToken);
 
