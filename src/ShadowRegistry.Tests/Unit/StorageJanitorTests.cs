@@ -24,7 +24,8 @@ public sealed class StorageJanitorTests : IDisposable
     {
         settings = new RegistryOptions { StorageRoot = root, UploadCleanupInterval = Interval };
         layout = new StorageLayout(Options.Create(settings));
-        uploads = new UploadStore(layout, new BlobStore(layout, NullLogger<BlobStore>.Instance), hashStates, clock, NullLogger<UploadStore>.Instance);
+        var driver = new ShadowRegistry.Storage.Drivers.FilesystemDriver(layout.Root);
+        uploads = new UploadStore(driver, new BlobStore(driver, NullLogger<BlobStore>.Instance), hashStates, clock, NullLogger<UploadStore>.Instance);
         debris = new CrashDebris(layout, clock, NullLogger<CrashDebris>.Instance);
     }
 
@@ -85,17 +86,17 @@ public sealed class StorageJanitorTests : IDisposable
         await janitor.StartAsync(CancellationToken.None);
         Assert.False(System.IO.File.Exists(atStart));
         Assert.True(System.IO.File.Exists(later));
-        Assert.True(Directory.Exists(session.Directory));
+        Assert.True(Directory.Exists(Path.Join(root, session.Directory)));
 
         // Ticks before the temporary's expiry leave it; the first tick at it removes it. The session's expiry is longer.
         clock.Advance(settings.TemporaryFileExpiry - Interval);
         Assert.True(System.IO.File.Exists(later));
         clock.Advance(Interval);
         Assert.False(System.IO.File.Exists(later));
-        Assert.True(Directory.Exists(session.Directory));
+        Assert.True(Directory.Exists(Path.Join(root, session.Directory)));
 
         clock.Advance(settings.UploadExpiry);
-        Assert.False(Directory.Exists(session.Directory));
+        Assert.False(Directory.Exists(Path.Join(root, session.Directory)));
         await janitor.StopAsync(CancellationToken.None);
     }
 
