@@ -5,7 +5,7 @@ using ShadowRegistry.Tests.Infrastructure;
 
 namespace ShadowRegistry.Tests.Api;
 
-public sealed class UploadApiTests(RegistryServerFixture fixture) : IClassFixture<RegistryServerFixture>
+public abstract class UploadApiTests(RegistryServerFixture fixture)
 {
     private readonly HttpClient client = fixture.Client;
 
@@ -198,10 +198,11 @@ public sealed class UploadApiTests(RegistryServerFixture fixture) : IClassFixtur
         await Task.Delay(300);
         using var headResponse = await client.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"v2/uploads/truncmono/blobs/{digest}"));
         Assert.Equal(HttpStatusCode.NotFound, headResponse.StatusCode);
-        Assert.False(File.Exists(Path.Combine(fixture.Server.StorageRoot, "blobs", "sha256", digest[7..9], digest[7..])));
+        Assert.DoesNotContain($"/blobs/sha256/{digest[7..9]}/{digest[7..]}", await fixture.Server.FilesBelowAsync($"/blobs/sha256/{digest[7..9]}"));
     }
 }
 
+/// <summary>Filesystem driver only: sessions are aged by setting their files' modification time on disk.</summary>
 public sealed class AbandonedUploadTests
 {
     [Fact]
@@ -239,3 +240,9 @@ public sealed class AbandonedUploadTests
         await put.ExpectAsync(HttpStatusCode.Created);
     }
 }
+
+/// <summary>Over the filesystem driver, the default.</summary>
+public sealed class UploadApiTestsOnFilesystem(RegistryServerFixture fixture) : UploadApiTests(fixture), IClassFixture<RegistryServerFixture>;
+
+/// <summary>Over the in-memory driver: clients must not be able to tell the difference.</summary>
+public sealed class UploadApiTestsInMemory(InMemoryRegistryServerFixture fixture) : UploadApiTests(fixture), IClassFixture<InMemoryRegistryServerFixture>;
