@@ -41,8 +41,7 @@ public sealed class StorageDriverOptionTests
         using (var gone = await client.GetAsync("v2/mem/app/manifests/v1")) await gone.ExpectErrorAsync(HttpStatusCode.NotFound, "MANIFEST_UNKNOWN");
 
         // Nothing goes to disk: blobs and upload sessions go through the driver too.
-        foreach (var folder in new[] { "repositories", "blobs", "uploads", "tmp" })
-            Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(server.StorageRoot, folder), "*", SearchOption.AllDirectories));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(server.StorageRoot, "*", SearchOption.AllDirectories));
     }
 
     [Fact]

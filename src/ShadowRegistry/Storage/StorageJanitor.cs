@@ -41,7 +41,7 @@ public sealed class StorageJanitor(
         {
             // Blocking is fine on the timer's own thread, and keeps one pass strictly before the next.
             Run("abandoned uploads", () => uploads.PurgeAbandonedAsync(options.Value.UploadExpiry, stopping.Token).GetAwaiter().GetResult());
-            Run("temporary files", () => debris.Sweep(options.Value.TemporaryFileExpiry, stopping.Token));
+            Run("temporary files", () => debris.SweepAsync(options.Value.TemporaryFileExpiry, stopping.Token).GetAwaiter().GetResult());
         }
         finally
         {

@@ -130,3 +130,13 @@ public sealed record VersionedContent(byte[] Content, StorageVersion Version);
 
 /// <summary>What <see cref="IStorageDriver.StatAsync"/> knows; a directory's size is 0.</summary>
 public sealed record StorageFileInfo(string Path, long Size, DateTimeOffset ModifiedTime, bool IsDirectory);
+
+/// <summary>
+/// A driver that keeps temporaries of its own beside objects (the filesystem's dot-named files written before a
+/// rename), never listed: only it can find the ones a killed process left behind.
+/// </summary>
+public interface ISweepsOwnTemporaries
+{
+    /// <summary>Deletes its temporaries anywhere below <paramref name="path"/> last written at or before <paramref name="cutoff"/>; returns how many.</summary>
+    Task<int> SweepTemporariesAsync(string path, DateTimeOffset cutoff, CancellationToken cancellationToken);
+}
