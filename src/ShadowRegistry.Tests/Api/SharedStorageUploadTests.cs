@@ -85,4 +85,34 @@ public sealed class SharedStorageUploadTests
         using var gone = await clientB.GetAsync(location);
         await gone.ExpectErrorAsync(HttpStatusCode.NotFound, "BLOB_UPLOAD_UNKNOWN");
     }
+
+    [Theory]
+    [InlineData(FilesystemDriver.DriverName)]
+    [InlineData(InMemoryDriver.DriverName)]
+    public async Task WhileOneProcessWritesToASessionTheOtherGets416WithTheOffset(string driver)
+    {
+        var (serverA, serverB, scratch) = await StartPairAsync(driver);
+        using var _ = scratch;
+        await using var a = serverA;
+        await using var b = serverB;
+        using var clientA = a.CreateClient();
+        var content = OciHttp.RandomBytes(2000, 72);
+
+        using var start = await clientA.PostAsync("v2/shared/busy/blobs/uploads/", null);
+        await start.ExpectAsync(HttpStatusCode.Accepted);
+        var location = start.Headers.Location!;
+        await PatchAsync(clientA, location, content, 0, 1000);
+
+        // B is in the middle of a chunk: it holds the session's data through its driver.
+        var id = location.ToString().Split('/')[^1];
+        await using (var holding = await b.Services.GetRequiredService<IStorageDriver>().WriterAsync($"/uploads/{id}/data", append: true, CancellationToken.None))
+        {
+            using var patch = new HttpRequestMessage(HttpMethod.Patch, location) { Content = new ByteArrayContent(content, 1000, 1000) };
+            patch.Content.Headers.TryAddWithoutValidation("Content-Range", "1000-1999");
+            using var refused = await clientA.SendAsync(patch);
+            await refused.ExpectErrorAsync(HttpStatusCode.RequestedRangeNotSatisfiable, "BLOB_UPLOAD_INVALID");
+            Assert.Equal("0-999", refused.Headers.GetValues("Range").Single());
+        }
+        await PatchAsync(clientA, location, content, 1000, 1000);
+    }
 }
