@@ -28,6 +28,8 @@ public abstract class BlobApiTests(RegistryServerFixture fixture)
         Assert.Equal(digest, head.Headers.GetValues("Docker-Content-Digest").Single());
 
         using var get = await client.GetAsync($"v2/blobs/mono/blobs/{digest}");
+        // As a file result always did: the stored blob's modification time.
+        Assert.NotNull(get.Content.Headers.LastModified);
         await get.ExpectAsync(HttpStatusCode.OK);
         Assert.Equal(content, await get.Content.ReadAsByteArrayAsync());
         Assert.Equal(digest, get.Headers.GetValues("Docker-Content-Digest").Single());

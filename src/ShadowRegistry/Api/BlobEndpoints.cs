@@ -101,6 +101,8 @@ public sealed class BlobEndpoints(
         if (range.Length > 0 && !range.TrimStart().StartsWith("bytes=", StringComparison.OrdinalIgnoreCase)) context.Request.Headers.Remove("Range");
         else if (range.Length > 0 && Unsatisfiable(range, size)) throw new BlobRangeNotSatisfiableException(size);
         // The result disposes the stream. Range processing needs a seekable stream, which both drivers give.
+        // Last-Modified as a file result has always sent it (and If-Modified-Since / If-Range honour it).
+        var modified = (await blobs.StatAsync(digest, context.RequestAborted))?.ModifiedTime;
         Stream stream;
         try
         {
@@ -110,7 +112,7 @@ public sealed class BlobEndpoints(
         {
             throw new BlobUnknownException(digest); // deleted since its size was read
         }
-        var result = Results.Stream(stream, MediaTypes.OctetStream, enableRangeProcessing: true,
+        var result = Results.Stream(stream, MediaTypes.OctetStream, lastModified: modified, enableRangeProcessing: true,
             entityTag: new Microsoft.Net.Http.Headers.EntityTagHeaderValue($"\"{digest}\""));
         await result.ExecuteAsync(context);
     }

@@ -14,6 +14,10 @@ public sealed class BlobStore(IStorageDriver driver, ILogger<BlobStore> logger)
     public async Task<long?> GetSizeAsync(Digest digest, CancellationToken cancellationToken) =>
         await driver.TryStatAsync(RegistryPaths.Blob(digest), cancellationToken) is { IsDirectory: false } info ? info.Size : null;
 
+    /// <summary>The blob's size and modification time, or null when it is not there.</summary>
+    public async Task<StorageFileInfo?> StatAsync(Digest digest, CancellationToken cancellationToken) =>
+        await driver.TryStatAsync(RegistryPaths.Blob(digest), cancellationToken) is { IsDirectory: false } info ? info : null;
+
     /// <summary>The blob from <paramref name="offset"/>; the caller disposes the stream.</summary>
     public Task<Stream> OpenReadAsync(Digest digest, long offset, CancellationToken cancellationToken) =>
         driver.ReaderAsync(RegistryPaths.Blob(digest), offset, cancellationToken);
