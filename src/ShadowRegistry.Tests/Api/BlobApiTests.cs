@@ -4,7 +4,7 @@ using ShadowRegistry.Tests.Infrastructure;
 
 namespace ShadowRegistry.Tests.Api;
 
-public sealed class BlobApiTests(RegistryServerFixture fixture) : IClassFixture<RegistryServerFixture>
+public abstract class BlobApiTests(RegistryServerFixture fixture)
 {
     private readonly HttpClient client = fixture.Client;
 
@@ -28,6 +28,8 @@ public sealed class BlobApiTests(RegistryServerFixture fixture) : IClassFixture<
         Assert.Equal(digest, head.Headers.GetValues("Docker-Content-Digest").Single());
 
         using var get = await client.GetAsync($"v2/blobs/mono/blobs/{digest}");
+        // As a file result always did: the stored blob's modification time.
+        Assert.NotNull(get.Content.Headers.LastModified);
         await get.ExpectAsync(HttpStatusCode.OK);
         Assert.Equal(content, await get.Content.ReadAsByteArrayAsync());
         Assert.Equal(digest, get.Headers.GetValues("Docker-Content-Digest").Single());
@@ -72,8 +74,8 @@ public sealed class BlobApiTests(RegistryServerFixture fixture) : IClassFixture<
     [Fact]
     public async Task WrongDigestIsRejectedAndNothingIsStored()
     {
-        // Own server: the shared one holds other tests' open upload sessions.
-        await using var server = await RegistryServer.StartAsync();
+        // Own server (on the same driver): the shared one holds other tests' open upload sessions.
+        await using var server = await RegistryServer.StartAsync(fixture.Arguments);
         using var client = server.CreateClient();
         var content = OciHttp.RandomBytes(5000, 3);
         var claimed = OciHttp.Sha256(OciHttp.RandomBytes(5000, 4));
@@ -85,8 +87,9 @@ public sealed class BlobApiTests(RegistryServerFixture fixture) : IClassFixture<
             using var head = await client.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"v2/blobs/wrong/blobs/{digest}"));
             Assert.Equal(HttpStatusCode.NotFound, head.StatusCode);
         }
-        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(server.StorageRoot, "uploads")));
-        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(server.StorageRoot, "blobs")));
+        Assert.Empty(await server.FilesBelowAsync("/uploads"));
+        Assert.Empty(await server.FilesBelowAsync("/blobs"));
+        Assert.Empty(await server.FilesBelowAsync("/tmp"));
     }
 
     [Fact]
@@ -137,3 +140,9 @@ public sealed class BlobApiTests(RegistryServerFixture fixture) : IClassFixture<
         Assert.Equal(0, head.Content.Headers.ContentLength);
     }
 }
+
+/// <summary>Over the filesystem driver, the default.</summary>
+public sealed class BlobApiTestsOnFilesystem(RegistryServerFixture fixture) : BlobApiTests(fixture), IClassFixture<RegistryServerFixture>;
+
+/// <summary>Over the in-memory driver: clients must not be able to tell the difference.</summary>
+public sealed class BlobApiTestsInMemory(InMemoryRegistryServerFixture fixture) : BlobApiTests(fixture), IClassFixture<InMemoryRegistryServerFixture>;

@@ -8,14 +8,17 @@ namespace ShadowRegistry.Tests.Api;
 /// Every request body is bounded by Registry:MaxRequestBodyBytes unless its endpoint streams it (blob uploads) or has
 /// its own bound (manifest PUT: Registry:MaxManifestBytes). Once the server-wide limit was off entirely.
 /// </summary>
-public sealed class BodyLimitTests : IAsyncLifetime
+public abstract class BodyLimitTests : IAsyncLifetime
 {
+    /// <summary>The storage driver's arguments.</summary>
+    protected abstract string[] DriverArguments { get; }
+
     private RegistryServer server = null!;
     private HttpClient client = null!;
 
     public async Task InitializeAsync()
     {
-        server = await RegistryServer.StartAsync("--Registry:MaxRequestBodyBytes", "65536", "--Registry:MaxManifestBytes", "262144");
+        server = await RegistryServer.StartAsync(["--Registry:MaxRequestBodyBytes", "65536", "--Registry:MaxManifestBytes", "262144", .. DriverArguments]);
         client = server.CreateClient();
     }
 
@@ -69,4 +72,14 @@ public sealed class BodyLimitTests : IAsyncLifetime
             as Microsoft.Extensions.Options.IOptions<Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions>;
         Assert.Equal(65536, kestrel!.Value.Limits.MaxRequestBodySize);
     }
+}
+
+public sealed class BodyLimitTestsOnFilesystem : BodyLimitTests
+{
+    protected override string[] DriverArguments => [];
+}
+
+public sealed class BodyLimitTestsInMemory : BodyLimitTests
+{
+    protected override string[] DriverArguments => ["--Registry:Storage:Driver", "inmemory"];
 }

@@ -8,7 +8,8 @@ namespace ShadowRegistry.Tests.Api;
 
 /// <summary>
 /// The catalog over a storage root prepared on disk, as another process (or a crash) would leave it: thousands of
-/// repositories, paged completely and in order, and folders without a manifest left out.
+/// repositories, paged completely and in order, and folders without a manifest left out. Filesystem driver only:
+/// the on-disk layout is the subject.
 /// </summary>
 public sealed class CatalogTests(CatalogTests.SeededStorage storage, ITestOutputHelper output) : IClassFixture<CatalogTests.SeededStorage>
 {

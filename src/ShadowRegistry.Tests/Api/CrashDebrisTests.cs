@@ -4,7 +4,10 @@ using ShadowRegistry.Tests.Infrastructure;
 
 namespace ShadowRegistry.Tests.Api;
 
-/// <summary>What a killed process leaves in the storage root is gone once a registry starts on it.</summary>
+/// <summary>
+/// What a killed process leaves in the storage root is gone once a registry starts on it. Filesystem driver only:
+/// the debris is files on disk.
+/// </summary>
 public sealed class CrashDebrisTests
 {
     [Fact]

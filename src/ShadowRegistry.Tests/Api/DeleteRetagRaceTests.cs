@@ -9,7 +9,7 @@ namespace ShadowRegistry.Tests.Api;
 /// later, so a PUT of the same tag to another manifest that landed in between was acknowledged and then lost
 /// (244 of 1000 in a test). A tag may only be removed while it still points at the deleted manifest.
 /// </summary>
-public sealed class DeleteRetagRaceTests(RegistryServerFixture fixture) : IClassFixture<RegistryServerFixture>
+public abstract class DeleteRetagRaceTests(RegistryServerFixture fixture)
 {
     private readonly HttpClient client = fixture.Client;
 
@@ -82,3 +82,9 @@ public sealed class DeleteRetagRaceTests(RegistryServerFixture fixture) : IClass
         }
     }
 }
+
+/// <summary>Over the filesystem driver, the default.</summary>
+public sealed class DeleteRetagRaceTestsOnFilesystem(RegistryServerFixture fixture) : DeleteRetagRaceTests(fixture), IClassFixture<RegistryServerFixture>;
+
+/// <summary>Over the in-memory driver: clients must not be able to tell the difference.</summary>
+public sealed class DeleteRetagRaceTestsInMemory(InMemoryRegistryServerFixture fixture) : DeleteRetagRaceTests(fixture), IClassFixture<InMemoryRegistryServerFixture>;

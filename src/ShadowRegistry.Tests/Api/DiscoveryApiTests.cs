@@ -7,7 +7,7 @@ using ShadowRegistry.Tests.Infrastructure;
 namespace ShadowRegistry.Tests.Api;
 
 /// <summary>Tag lists, the catalog and referrers; this class's server holds only what its tests push.</summary>
-public sealed class DiscoveryApiTests(RegistryServerFixture fixture) : IClassFixture<RegistryServerFixture>
+public abstract class DiscoveryApiTests(RegistryServerFixture fixture)
 {
     private readonly HttpClient client = fixture.Client;
 
@@ -153,3 +153,9 @@ public sealed class DiscoveryApiTests(RegistryServerFixture fixture) : IClassFix
         Assert.Empty(index.RootElement.GetProperty("manifests").EnumerateArray());
     }
 }
+
+/// <summary>Over the filesystem driver, the default.</summary>
+public sealed class DiscoveryApiTestsOnFilesystem(RegistryServerFixture fixture) : DiscoveryApiTests(fixture), IClassFixture<RegistryServerFixture>;
+
+/// <summary>Over the in-memory driver: clients must not be able to tell the difference.</summary>
+public sealed class DiscoveryApiTestsInMemory(InMemoryRegistryServerFixture fixture) : DiscoveryApiTests(fixture), IClassFixture<InMemoryRegistryServerFixture>;

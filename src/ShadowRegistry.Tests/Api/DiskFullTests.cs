@@ -7,7 +7,8 @@ namespace ShadowRegistry.Tests.Api;
 
 /// <summary>
 /// A registry whose storage root is a small tmpfs, filled for real: a full disk is a 507 with an OCI error body, the
-/// failed write is rolled back, and the registry carries on once space is freed.
+/// failed write is rolled back, and the registry carries on once space is freed. Filesystem driver only: the full
+/// disk is the subject.
 /// </summary>
 public sealed class DiskFullTests
 {

@@ -8,7 +8,7 @@ namespace ShadowRegistry.Tests.Api;
 /// References, names and headers that only look valid: a trailing line break, a reference no manifest can have, a
 /// Range in another unit. Each of these was accepted or mishandled before the grammars were anchored with \z.
 /// </summary>
-public sealed class MalformedReferenceTests(RegistryServerFixture fixture) : IClassFixture<RegistryServerFixture>
+public abstract class MalformedReferenceTests(RegistryServerFixture fixture)
 {
     private readonly HttpClient client = fixture.Client;
 
@@ -28,7 +28,7 @@ public sealed class MalformedReferenceTests(RegistryServerFixture fixture) : ICl
         await list.ExpectAsync(HttpStatusCode.OK);
         using var body = JsonDocument.Parse(await list.Content.ReadAsStringAsync());
         Assert.Equal(["good"], body.RootElement.GetProperty("tags").EnumerateArray().Select(t => t.GetString()));
-        Assert.Equal(["good"], Directory.GetFiles(Path.Combine(fixture.Server.StorageRoot, "repositories", "refs", "newline", "_manifests", "tags")).Select(Path.GetFileName));
+        Assert.Equal(["good"], await fixture.Server.ChildrenAsync("/repositories/refs/newline/_manifests/tags"));
     }
 
     [Fact]
@@ -114,3 +114,9 @@ public sealed class MalformedReferenceTests(RegistryServerFixture fixture) : ICl
         Assert.True(response.StatusCode is HttpStatusCode.RequestedRangeNotSatisfiable or HttpStatusCode.BadRequest, $"{(int)response.StatusCode}");
     }
 }
+
+/// <summary>Over the filesystem driver, the default.</summary>
+public sealed class MalformedReferenceTestsOnFilesystem(RegistryServerFixture fixture) : MalformedReferenceTests(fixture), IClassFixture<RegistryServerFixture>;
+
+/// <summary>Over the in-memory driver: clients must not be able to tell the difference.</summary>
+public sealed class MalformedReferenceTestsInMemory(InMemoryRegistryServerFixture fixture) : MalformedReferenceTests(fixture), IClassFixture<InMemoryRegistryServerFixture>;

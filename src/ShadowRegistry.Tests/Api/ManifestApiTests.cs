@@ -6,7 +6,7 @@ using ShadowRegistry.Tests.Infrastructure;
 
 namespace ShadowRegistry.Tests.Api;
 
-public sealed class ManifestApiTests(RegistryServerFixture fixture) : IClassFixture<RegistryServerFixture>
+public abstract class ManifestApiTests(RegistryServerFixture fixture)
 {
     private readonly HttpClient client = fixture.Client;
 
@@ -239,3 +239,9 @@ public sealed class ManifestApiTests(RegistryServerFixture fixture) : IClassFixt
         await put.ExpectErrorAsync(HttpStatusCode.BadRequest, "MANIFEST_INVALID");
     }
 }
+
+/// <summary>Over the filesystem driver, the default.</summary>
+public sealed class ManifestApiTestsOnFilesystem(RegistryServerFixture fixture) : ManifestApiTests(fixture), IClassFixture<RegistryServerFixture>;
+
+/// <summary>Over the in-memory driver: clients must not be able to tell the difference.</summary>
+public sealed class ManifestApiTestsInMemory(InMemoryRegistryServerFixture fixture) : ManifestApiTests(fixture), IClassFixture<InMemoryRegistryServerFixture>;

@@ -6,7 +6,7 @@ using ShadowRegistry.Tests.Infrastructure;
 namespace ShadowRegistry.Tests.Api;
 
 /// <summary>Names that are not OCI names never reach storage: no path escapes the storage root.</summary>
-public sealed class NameValidationTests(RegistryServerFixture fixture) : IClassFixture<RegistryServerFixture>
+public abstract class NameValidationTests(RegistryServerFixture fixture)
 {
     private readonly HttpClient client = fixture.Client;
 
@@ -61,11 +61,16 @@ public sealed class NameValidationTests(RegistryServerFixture fixture) : IClassF
         await method.ExpectErrorAsync(HttpStatusCode.MethodNotAllowed, "UNSUPPORTED");
     }
 
-    private Task AssertStorageHoldsNoRepositoriesAsync()
+    private async Task AssertStorageHoldsNoRepositoriesAsync()
     {
-        var repositories = Path.Combine(fixture.Server.StorageRoot, "repositories");
-        Assert.Empty(Directory.EnumerateFileSystemEntries(repositories));
-        Assert.Equal(["blobs", "repositories", "tmp", "uploads"], Directory.EnumerateFileSystemEntries(fixture.Server.StorageRoot).Select(Path.GetFileName).Order());
-        return Task.CompletedTask;
+        Assert.Empty(await fixture.Server.FilesBelowAsync("/repositories"));
+        // Nothing written outside the storage root's own folders, whatever the driver.
+        Assert.Empty(Directory.EnumerateFileSystemEntries(fixture.Server.StorageRoot).Select(Path.GetFileName).Except(["blobs", "repositories", "tmp", "uploads"]));
     }
 }
+
+/// <summary>Over the filesystem driver, the default.</summary>
+public sealed class NameValidationTestsOnFilesystem(RegistryServerFixture fixture) : NameValidationTests(fixture), IClassFixture<RegistryServerFixture>;
+
+/// <summary>Over the in-memory driver: clients must not be able to tell the difference.</summary>
+public sealed class NameValidationTestsInMemory(InMemoryRegistryServerFixture fixture) : NameValidationTests(fixture), IClassFixture<InMemoryRegistryServerFixture>;

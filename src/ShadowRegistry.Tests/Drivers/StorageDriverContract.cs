@@ -234,6 +234,32 @@ public abstract class StorageDriverContract : IDisposable
     }
 
     [Fact]
+    public async Task TruncateTakesBackWhatWasWrittenPastTheSizeAcrossWriters()
+    {
+        await using (var first = await Driver.WriterAsync("/w/truncate", append: false, None))
+        {
+            await first.WriteAsync("0123"u8.ToArray(), None);
+            await first.CloseAsync(None);
+        }
+        await using (var second = await Driver.WriterAsync("/w/truncate", append: true, None))
+        {
+            await second.WriteAsync("xxxxxx"u8.ToArray(), None);
+            // A chunk that failed part-way: back to what the earlier writer left, then on from there.
+            await second.TruncateAsync(4, None);
+            Assert.Equal(4, second.Size);
+            await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => second.TruncateAsync(5, None));
+            await second.WriteAsync("45"u8.ToArray(), None);
+            await second.CloseAsync(None);
+        }
+        await using (var third = await Driver.WriterAsync("/w/truncate", append: true, None))
+        {
+            Assert.Equal(6, third.Size);
+            await third.CommitAsync(None);
+        }
+        Assert.Equal("012345"u8.ToArray(), await Driver.GetContentAsync("/w/truncate", None));
+    }
+
+    [Fact]
     public async Task WriterResumesFromAnotherDriverInstanceOnTheSameStore()
     {
         var content = RandomNumberGenerator.GetBytes(300_000);

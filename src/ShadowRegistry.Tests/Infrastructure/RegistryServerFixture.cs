@@ -1,15 +1,18 @@
 namespace ShadowRegistry.Tests.Infrastructure;
 
 /// <summary>One registry per test class; tests keep apart by using their own repository names.</summary>
-public sealed class RegistryServerFixture : IAsyncLifetime
+public class RegistryServerFixture : IAsyncLifetime
 {
     public RegistryServer Server { get; private set; } = null!;
 
     public HttpClient Client { get; private set; } = null!;
 
+    /// <summary>Command-line arguments of the registry, e.g. the storage driver to use.</summary>
+    public virtual string[] Arguments => [];
+
     public async Task InitializeAsync()
     {
-        Server = await RegistryServer.StartAsync();
+        Server = await RegistryServer.StartAsync(Arguments);
         Client = Server.CreateClient();
     }
 
@@ -18,4 +21,10 @@ public sealed class RegistryServerFixture : IAsyncLifetime
         Client.Dispose();
         await Server.DisposeAsync();
     }
+}
+
+/// <summary>The same over the in-memory storage driver, so API tests show both drivers behave alike to clients.</summary>
+public sealed class InMemoryRegistryServerFixture : RegistryServerFixture
+{
+    public override string[] Arguments => ["--Registry:Storage:Driver", "inmemory"];
 }

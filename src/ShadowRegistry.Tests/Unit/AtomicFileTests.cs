@@ -1,4 +1,5 @@
 using ShadowRegistry.Storage;
+using ShadowRegistry.Storage.Drivers;
 
 namespace ShadowRegistry.Tests.Unit;
 

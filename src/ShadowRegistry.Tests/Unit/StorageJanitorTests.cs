@@ -15,7 +15,6 @@ public sealed class StorageJanitorTests : IDisposable
     private readonly string root = Path.Combine(Path.GetTempPath(), "shadowregistry-tests", Guid.NewGuid().ToString("N"));
     private readonly FakeTimeProvider clock = new(DateTimeOffset.UtcNow);
     private readonly RegistryOptions settings;
-    private readonly StorageLayout layout;
     private readonly UploadHashStates hashStates = new();
     private readonly UploadStore uploads;
     private readonly CrashDebris debris;
@@ -23,9 +22,9 @@ public sealed class StorageJanitorTests : IDisposable
     public StorageJanitorTests()
     {
         settings = new RegistryOptions { StorageRoot = root, UploadCleanupInterval = Interval };
-        layout = new StorageLayout(Options.Create(settings));
-        uploads = new UploadStore(layout, new BlobStore(layout, NullLogger<BlobStore>.Instance), hashStates, clock, NullLogger<UploadStore>.Instance);
-        debris = new CrashDebris(layout, clock, NullLogger<CrashDebris>.Instance);
+        var driver = new ShadowRegistry.Storage.Drivers.FilesystemDriver(root);
+        uploads = new UploadStore(driver, new BlobStore(driver, NullLogger<BlobStore>.Instance), hashStates, clock, NullLogger<UploadStore>.Instance);
+        debris = new CrashDebris(driver, clock, NullLogger<CrashDebris>.Instance);
     }
 
     /// <summary>A file last written <paramref name="age"/> before the fake clock's now.</summary>
@@ -41,7 +40,7 @@ public sealed class StorageJanitorTests : IDisposable
     private static string Temporary() => $".{Guid.NewGuid():N}.tmp";
 
     [Fact]
-    public void SweepRemovesTemporariesOlderThanTheExpiryOnly()
+    public async Task SweepRemovesTemporariesOlderThanTheExpiryOnly()
     {
         var expiry = TimeSpan.FromHours(1);
         var almost = expiry - TimeSpan.FromMinutes(1);
@@ -60,14 +59,14 @@ public sealed class StorageJanitorTests : IDisposable
             File($"uploads/{Guid.NewGuid():N}/{Temporary()}", TimeSpan.FromDays(30)), // the upload janitor's, whole sessions at a time
         ];
 
-        Assert.Equal(3, debris.Sweep(expiry, CancellationToken.None));
+        Assert.Equal(3, await debris.SweepAsync(expiry, CancellationToken.None));
         Assert.All(new[] { oldTag, oldRevision, oldTemp }, path => Assert.False(System.IO.File.Exists(path), path));
         Assert.All(new[] { youngTag, youngTemp }.Concat(neverRemoved), path => Assert.True(System.IO.File.Exists(path), path));
         Assert.True(Directory.Exists(Path.Combine(root, "repositories/a/b/_manifests/revisions/sha256")), "folders are left alone");
 
         // Only the fake clock moves: the young ones now count as old.
         clock.Advance(TimeSpan.FromMinutes(2));
-        Assert.Equal(2, debris.Sweep(expiry, CancellationToken.None));
+        Assert.Equal(2, await debris.SweepAsync(expiry, CancellationToken.None));
         Assert.False(System.IO.File.Exists(youngTag));
         Assert.False(System.IO.File.Exists(youngTemp));
         Assert.All(neverRemoved, path => Assert.True(System.IO.File.Exists(path), path));
@@ -85,17 +84,17 @@ public sealed class StorageJanitorTests : IDisposable
         await janitor.StartAsync(CancellationToken.None);
         Assert.False(System.IO.File.Exists(atStart));
         Assert.True(System.IO.File.Exists(later));
-        Assert.True(Directory.Exists(session.Directory));
+        Assert.True(Directory.Exists(Path.Join(root, session.Directory)));
 
         // Ticks before the temporary's expiry leave it; the first tick at it removes it. The session's expiry is longer.
         clock.Advance(settings.TemporaryFileExpiry - Interval);
         Assert.True(System.IO.File.Exists(later));
         clock.Advance(Interval);
         Assert.False(System.IO.File.Exists(later));
-        Assert.True(Directory.Exists(session.Directory));
+        Assert.True(Directory.Exists(Path.Join(root, session.Directory)));
 
         clock.Advance(settings.UploadExpiry);
-        Assert.False(Directory.Exists(session.Directory));
+        Assert.False(Directory.Exists(Path.Join(root, session.Directory)));
         await janitor.StopAsync(CancellationToken.None);
     }
 

@@ -36,7 +36,7 @@ public sealed class BlobEndpoints(
             await ServeLocalAsync(context, digest, cached);
             return;
         }
-        if (shadowOptions.Value.CacheBlobs && blobs.GetSize(digest) is { } held)
+        if (shadowOptions.Value.CacheBlobs && await blobs.GetSizeAsync(digest, context.RequestAborted) is { } held)
         {
             // The bytes are here already (pushed or cached for another repository). Only the upstream's word that
             // this repository has them makes them this repository's; then keep them instead of downloading again.
@@ -72,11 +72,22 @@ public sealed class BlobEndpoints(
         context.Response.ContentLength = 0;
     }
 
-    /// <summary>Streams from disk; Range requests are answered with 206.</summary>
+    /// <summary>
+    /// Streams from the storage driver; Range requests are answered with 206. A driver that can hand out a URL of its
+    /// own (an object store's presigned one) sends the client there instead.
+    /// </summary>
     private async Task ServeLocalAsync(HttpContext context, Digest digest, long size)
     {
         var response = context.Response;
         response.Headers["Docker-Content-Digest"] = digest.ToString();
+        var method = HttpMethods.IsHead(context.Request.Method) ? HttpMethod.Head : HttpMethod.Get;
+        if (await blobs.RedirectUrlAsync(digest, method, context.RequestAborted) is { } url)
+        {
+            response.StatusCode = StatusCodes.Status307TemporaryRedirect;
+            response.Headers.Location = url.ToString();
+            response.ContentLength = 0;
+            return;
+        }
         if (HttpMethods.IsHead(context.Request.Method))
         {
             response.ContentType = MediaTypes.OctetStream;
@@ -89,9 +100,21 @@ public sealed class BlobEndpoints(
         var range = context.Request.Headers.Range.ToString();
         if (range.Length > 0 && !range.TrimStart().StartsWith("bytes=", StringComparison.OrdinalIgnoreCase)) context.Request.Headers.Remove("Range");
         else if (range.Length > 0 && Unsatisfiable(range, size)) throw new BlobRangeNotSatisfiableException(size);
-        var file = Results.File(blobs.PathOf(digest), MediaTypes.OctetStream, enableRangeProcessing: true,
+        // The result disposes the stream. Range processing needs a seekable stream, which both drivers give.
+        // Last-Modified as a file result has always sent it (and If-Modified-Since / If-Range honour it).
+        var modified = (await blobs.StatAsync(digest, context.RequestAborted))?.ModifiedTime;
+        Stream stream;
+        try
+        {
+            stream = await blobs.OpenReadAsync(digest, 0, context.RequestAborted);
+        }
+        catch (Storage.Drivers.PathNotFoundException)
+        {
+            throw new BlobUnknownException(digest); // deleted since its size was read
+        }
+        var result = Results.Stream(stream, MediaTypes.OctetStream, lastModified: modified, enableRangeProcessing: true,
             entityTag: new Microsoft.Net.Http.Headers.EntityTagHeaderValue($"\"{digest}\""));
-        await file.ExecuteAsync(context);
+        await result.ExecuteAsync(context);
     }
 
     /// <summary>

@@ -9,6 +9,7 @@ namespace ShadowRegistry.Api;
 /// <summary>Blob upload sessions: monolithic, chunked and cross-repository mount.</summary>
 public sealed partial class UploadEndpoints(
     UploadStore uploads,
+    BlobStore blobs,
     BlobLinks links,
     RepositoryResolver resolver,
     UpstreamBlobFetcher fetcher,
@@ -37,27 +38,23 @@ public sealed partial class UploadEndpoints(
             // Not mountable: the spec's answer is a fresh upload session for the client to push the blob.
         }
 
-        // A bad digest is refused before a session exists, so nothing is left behind.
-        Digest? monolithic = query.TryGetValue("digest", out var digestValue) ? RegistryRoutes.ParseDigest(digestValue.ToString()) : null;
-        var session = await uploads.StartAsync(name, ct);
-        diagnostics.Set("UploadId", session.Id);
-
-        if (monolithic is { } digest)
+        // A bad digest is refused before anything is written.
+        if (query.TryGetValue("digest", out var digestValue))
         {
+            var digest = RegistryRoutes.ParseDigest(digestValue.ToString());
             diagnostics.Set("Digest", digest.ToString());
-            try
+            // Monolithic: no session, just a blob writer of its own; on any failure nothing is left behind.
+            await using (var writer = await blobs.NewWriterAsync(digest.Algorithm, ct))
             {
-                await uploads.FinishAsync(session, context.Request.Body, null, context.Request.ContentLength, digest, ct);
-            }
-            catch
-            {
-                uploads.Cancel(session);
-                throw;
+                await StreamCopy.CopyAsync(context.Request.Body, writer, ct);
+                await writer.CommitAsync(digest, context.Request.ContentLength, ct);
             }
             await links.LinkAsync(name, digest, ct);
             BlobCreated(context.Response, target, digest);
             return;
         }
+        var session = await uploads.StartAsync(name, ct);
+        diagnostics.Set("UploadId", session.Id);
 
         SessionHeaders(context.Response, target, session, 0);
         context.Response.StatusCode = StatusCodes.Status202Accepted;
@@ -91,7 +88,7 @@ public sealed partial class UploadEndpoints(
     public async Task PatchAsync(HttpContext context, RepositoryTarget target, string id)
     {
         var session = await FindAsync(context, target.Local, id);
-        var rangeStart = ParseContentRange(context.Request, uploads.Size(session));
+        var rangeStart = ParseContentRange(context.Request, await uploads.SizeAsync(session, context.RequestAborted));
         var size = await uploads.AppendAsync(session, context.Request.Body, rangeStart, context.Request.ContentLength, context.RequestAborted);
         SessionHeaders(context.Response, target, session, size);
         context.Response.StatusCode = StatusCodes.Status202Accepted;
@@ -106,7 +103,7 @@ public sealed partial class UploadEndpoints(
         if (digestValue.Length == 0) throw new DigestInvalidException("the digest query parameter is required to finish an upload");
         var digest = RegistryRoutes.ParseDigest(digestValue);
         diagnostics.Set("Digest", digest.ToString());
-        var rangeStart = ParseContentRange(context.Request, uploads.Size(session));
+        var rangeStart = ParseContentRange(context.Request, await uploads.SizeAsync(session, context.RequestAborted));
         await uploads.FinishAsync(session, context.Request.Body, rangeStart, context.Request.ContentLength, digest, context.RequestAborted);
         await links.LinkAsync(name, digest, context.RequestAborted);
         BlobCreated(context.Response, target, digest);
@@ -117,7 +114,7 @@ public sealed partial class UploadEndpoints(
     {
         var name = target.Local;
         var session = await FindAsync(context, name, id);
-        SessionHeaders(context.Response, target, session, uploads.Size(session));
+        SessionHeaders(context.Response, target, session, await uploads.SizeAsync(session, context.RequestAborted));
         context.Response.StatusCode = StatusCodes.Status204NoContent;
     }
 
@@ -125,7 +122,7 @@ public sealed partial class UploadEndpoints(
     {
         var name = target.Local;
         var session = await FindAsync(context, name, id);
-        uploads.Cancel(session);
+        await uploads.CancelAsync(session);
         context.Response.StatusCode = StatusCodes.Status204NoContent;
     }
 

@@ -93,12 +93,15 @@ public static class RegistryApp
 
     private static void AddStorage(IServiceCollection services)
     {
-        services.AddSingleton<StorageLayout>();
-        services.AddSingleton<IStorageDriver>(provider => provider.GetRequiredService<IOptions<RegistryOptions>>().Value.Storage.Driver switch
+        services.AddSingleton<IStorageDriver>(provider =>
         {
-            StorageOptions.InMemory => new InMemoryDriver(new InMemoryStore(provider.GetRequiredService<TimeProvider>())),
-            // The storage root itself, so metadata paths are the files they always were; tags keep their lock files.
-            _ => new FilesystemDriver(provider.GetRequiredService<StorageLayout>().Root, RegistryPaths.LockOf),
+            var options = provider.GetRequiredService<IOptions<RegistryOptions>>().Value;
+            if (options.Storage.Driver == StorageOptions.InMemory) return new InMemoryDriver(new InMemoryStore(provider.GetRequiredService<TimeProvider>()));
+            // The storage root itself, so every path is the file it always was; tags keep their lock files.
+            var root = Path.GetFullPath(options.StorageRoot);
+            // The top folders exist from the start, as they always have, for operators and tools looking at the root.
+            foreach (var folder in new[] { "blobs", "repositories", "tmp", "uploads" }) Directory.CreateDirectory(Path.Combine(root, folder));
+            return new FilesystemDriver(root, RegistryPaths.LockOf);
         });
         services.AddSingleton<BlobStore>();
         services.AddSingleton<UploadHashStates>();

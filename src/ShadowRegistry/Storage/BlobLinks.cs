@@ -15,7 +15,7 @@ public sealed class BlobLinks(IStorageDriver driver, BlobStore blobs)
     {
         if (!await driver.FileExistsAsync(RegistryPaths.LayerLink(repository, digest), cancellationToken)
             && !await driver.FileExistsAsync(RegistryPaths.ManifestRevision(repository, digest), cancellationToken)) return null;
-        return blobs.GetSize(digest);
+        return await blobs.GetSizeAsync(digest, cancellationToken);
     }
 
     /// <summary>Records a verified pulled-through blob as cached for this repository's upstream.</summary>
@@ -23,7 +23,7 @@ public sealed class BlobLinks(IStorageDriver driver, BlobStore blobs)
         driver.PutContentAsync(RegistryPaths.CacheLink(repository, digest), Encoding.ASCII.GetBytes(digest.ToString()), cancellationToken);
 
     public async Task<long?> GetCachedSizeAsync(RepositoryName repository, Digest digest, CancellationToken cancellationToken) =>
-        await driver.FileExistsAsync(RegistryPaths.CacheLink(repository, digest), cancellationToken) ? blobs.GetSize(digest) : null;
+        await driver.FileExistsAsync(RegistryPaths.CacheLink(repository, digest), cancellationToken) ? await blobs.GetSizeAsync(digest, cancellationToken) : null;
 
     public Task<bool> UnlinkAsync(RepositoryName repository, Digest digest, CancellationToken cancellationToken) =>
         driver.TryDeleteAsync(RegistryPaths.LayerLink(repository, digest), cancellationToken);

@@ -1,63 +1,157 @@
 using ShadowRegistry.Domain;
+using ShadowRegistry.Storage.Drivers;
 
 namespace ShadowRegistry.Storage;
 
 /// <summary>
-/// The content-addressed blob store shared by all repositories. A blob file appears only by an atomic rename of
-/// a fully written, fsynced and verified temporary file, so whoever sees the file sees all of it. No locks: two
-/// uploads of the same digest publish identical bytes, and whichever rename lands last replaces an identical file.
+/// The content-addressed blob store shared by all repositories, at <see cref="RegistryPaths.Blob"/> in the storage
+/// driver. A blob appears only by a move of a fully written, committed and verified object of its own (an upload's
+/// data, or a <see cref="BlobWriter"/>'s temporary), so whoever sees the blob sees all of it. No locks: two uploads of
+/// the same digest publish identical bytes, and whichever move lands last replaces an identical file.
 /// </summary>
-public sealed class BlobStore(StorageLayout layout, ILogger<BlobStore> logger)
+public sealed class BlobStore(IStorageDriver driver, ILogger<BlobStore> logger)
 {
-    public long? GetSize(Digest digest)
+    public async Task<long?> GetSizeAsync(Digest digest, CancellationToken cancellationToken) =>
+        await driver.TryStatAsync(RegistryPaths.Blob(digest), cancellationToken) is { IsDirectory: false } info ? info.Size : null;
+
+    /// <summary>The blob's size and modification time, or null when it is not there.</summary>
+    public async Task<StorageFileInfo?> StatAsync(Digest digest, CancellationToken cancellationToken) =>
+        await driver.TryStatAsync(RegistryPaths.Blob(digest), cancellationToken) is { IsDirectory: false } info ? info : null;
+
+    /// <summary>The blob from <paramref name="offset"/>; the caller disposes the stream.</summary>
+    public Task<Stream> OpenReadAsync(Digest digest, long offset, CancellationToken cancellationToken) =>
+        driver.ReaderAsync(RegistryPaths.Blob(digest), offset, cancellationToken);
+
+    /// <summary>Where a client may fetch the blob directly, or null: serve it.</summary>
+    public Task<Uri?> RedirectUrlAsync(Digest digest, HttpMethod method, CancellationToken cancellationToken) =>
+        driver.RedirectUrlAsync(RegistryPaths.Blob(digest), method, cancellationToken);
+
+    /// <summary>A writer for a new blob hashed with <paramref name="algorithm"/>, verified and published by its commit.</summary>
+    public async Task<BlobWriter> NewWriterAsync(string algorithm, CancellationToken cancellationToken)
     {
-        var info = new FileInfo(layout.Blob(digest));
-        return info.Exists ? info.Length : null;
+        var path = RegistryPaths.NewTemporary();
+        var writer = await driver.WriterAsync(path, append: false, cancellationToken);
+        return new BlobWriter(this, writer, path, algorithm);
     }
 
-    public string PathOf(Digest digest) => layout.Blob(digest);
-
-    /// <summary>Publishes a verified temporary file (which must be on the storage file system) under its digest.</summary>
-    public void Publish(string verifiedTempFile, Digest digest)
+    /// <summary>
+    /// Publishes a committed object holding exactly the verified content of <paramref name="digest"/>: the one way
+    /// a blob appears. Returns once the blob is durable, so a HEAD after the client's 201 finds all of it.
+    /// </summary>
+    public async Task PublishAsync(string verifiedPath, Digest digest, CancellationToken cancellationToken)
     {
-        var target = layout.Blob(digest);
-        if (File.Exists(target))
+        var target = RegistryPaths.Blob(digest);
+        if (await driver.FileExistsAsync(target, cancellationToken))
         {
             // Already committed by an earlier or concurrent upload of the same content: ours is redundant.
-            AtomicFile.TryDelete(verifiedTempFile);
+            await driver.TryDeleteAsync(verifiedPath, cancellationToken);
             logger.LogDebug("Blob {Digest} already present", digest);
             return;
         }
-        var directory = Path.GetDirectoryName(target)!;
-        DurableDirectory.Create(directory);
-        // rename(2) over a possibly just-created identical file: atomic, never exposes a partial file.
-        File.Move(verifiedTempFile, target, overwrite: true);
-        // The client is told 201 after this: the rename must survive a power loss too.
-        DurableDirectory.Sync(directory);
+        // Replaces a possibly just-published identical blob: atomic on the filesystem, never a partial file.
+        await driver.MoveAsync(verifiedPath, target, cancellationToken);
         logger.LogInformation("Published blob {Digest}", digest);
     }
 
-    /// <summary>Stores small content held in memory (manifests), verified against its digest by construction.</summary>
+    /// <summary>Stores small content held in memory (manifests) under its digest, through the same verified path.</summary>
     public async Task PutAsync(ReadOnlyMemory<byte> content, Digest digest, CancellationToken cancellationToken)
     {
-        if (GetSize(digest) is not null) return;
-        var temp = layout.NewTempFile();
+        if (await GetSizeAsync(digest, cancellationToken) is not null) return;
+        await using var writer = await NewWriterAsync(digest.Algorithm, cancellationToken);
+        await writer.WriteAsync(content, cancellationToken);
+        await writer.CommitAsync(digest, content.Length, cancellationToken);
+    }
+
+    /// <summary>Removes a writer's temporary that could not be published.</summary>
+    internal Task DiscardTemporaryAsync(string path) => driver.TryDeleteAsync(path, CancellationToken.None);
+
+    public Task<byte[]?> TryReadAllBytesAsync(Digest digest, CancellationToken cancellationToken) =>
+        driver.TryGetContentAsync(RegistryPaths.Blob(digest), cancellationToken);
+}
+
+/// <summary>
+/// A new blob being written into an object of its own: hashed as it goes, then verified against the digest and size
+/// it must have, committed and published. Disposed without a successful commit, it leaves nothing behind.
+/// </summary>
+public sealed class BlobWriter : IAsyncDisposable
+{
+    private readonly BlobStore store;
+    private readonly IStorageWriter writer;
+    private readonly string path;
+    private readonly string algorithm;
+    private readonly System.Security.Cryptography.IncrementalHash hasher;
+    private Digest? digest;
+    private bool ended;
+
+    internal BlobWriter(BlobStore store, IStorageWriter writer, string path, string algorithm)
+    {
+        this.store = store;
+        this.writer = writer;
+        this.path = path;
+        this.algorithm = algorithm;
+        hasher = Digest.CreateHasher(algorithm);
+    }
+
+    public long Size { get; private set; }
+
+    public async Task WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        if (digest is not null) throw new InvalidOperationException("the blob's digest was already taken");
+        hasher.AppendData(data.Span);
+        await writer.WriteAsync(data, cancellationToken);
+        Size += data.Length;
+    }
+
+    /// <summary>The digest of everything written; nothing more can be written afterwards.</summary>
+    public Digest Digest => digest ??= Digest.FromHash(algorithm, hasher.GetHashAndReset());
+
+    /// <summary>
+    /// Verifies the content (<see cref="DigestInvalidException"/>, <see cref="SizeInvalidException"/>), commits and
+    /// publishes it. On any failure the object is discarded.
+    /// </summary>
+    public async Task CommitAsync(Digest expected, long? expectedSize, CancellationToken cancellationToken)
+    {
+        if (expectedSize is { } size && size != Size) throw new SizeInvalidException($"received {Size} bytes, expected {size}");
+        if (Digest != expected) throw new DigestInvalidException("provided digest did not match uploaded content", expected, Digest);
+        ended = true;
         try
         {
-            await using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous))
-            {
-                await stream.WriteAsync(content, cancellationToken);
-                stream.Flush(flushToDisk: true);
-            }
-            Publish(temp, digest);
+            await writer.CommitAsync(cancellationToken);
+            await store.PublishAsync(path, expected, cancellationToken);
         }
         catch
         {
-            AtomicFile.TryDelete(temp);
+            await writer.DisposeAsync();
+            await DiscardAsync();
             throw;
         }
     }
 
-    public async Task<byte[]?> TryReadAllBytesAsync(Digest digest, CancellationToken cancellationToken) =>
-        await AtomicFile.TryReadAllBytesAsync(layout.Blob(digest), cancellationToken);
+    public async ValueTask DisposeAsync()
+    {
+        hasher.Dispose();
+        if (ended) return;
+        ended = true;
+        try
+        {
+            await writer.CancelAsync(CancellationToken.None);
+        }
+        catch (IOException)
+        {
+            // Gone already or the store failing: a temporary left behind is crash debris, swept later.
+        }
+        await writer.DisposeAsync();
+    }
+
+    private async Task DiscardAsync()
+    {
+        try
+        {
+            await store.DiscardTemporaryAsync(path);
+        }
+        catch (IOException)
+        {
+            // Left for the debris sweep.
+        }
+    }
 }

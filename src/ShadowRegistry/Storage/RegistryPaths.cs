@@ -44,6 +44,28 @@ public static class RegistryPaths
     public static string Referrer(RepositoryName name, Digest subject, Digest referrer) =>
         $"{ReferrersDirectory(name, subject)}/{referrer.Algorithm}-{referrer.Hex}";
 
+    /// <summary>Every blob once, content-addressed and shared by all repositories.</summary>
+    public static string Blob(Digest digest) => $"/blobs/{digest.Algorithm}/{digest.Hex[..2]}/{digest.Hex}";
+
+    /// <summary>Objects being written that will become a blob once verified (manifests, upstream downloads).</summary>
+    public const string Temporaries = "/tmp";
+
+    public static string NewTemporary() => $"{Temporaries}/{Guid.NewGuid():N}";
+
+    /// <summary>Upload sessions, one folder each, so any process sharing the store can continue one.</summary>
+    public const string Uploads = "/uploads";
+
+    public static string Upload(string id) => $"{Uploads}/{id}";
+
+    /// <summary>The bytes received so far.</summary>
+    public static string UploadData(string id) => $"{Upload(id)}/data";
+
+    /// <summary>Names the session's repository; present exactly while the session is live, removed first when it ends.</summary>
+    public static string UploadMarker(string id) => $"{Upload(id)}/repository";
+
+    /// <summary>When the session started (round-trip time format), for whoever wants to know how old it is.</summary>
+    public static string UploadStartedAt(string id) => $"{Upload(id)}/startedat";
+
     private const string TagsMarker = "/_manifests/tags/";
 
     /// <summary>

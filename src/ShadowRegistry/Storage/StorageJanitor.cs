@@ -39,8 +39,9 @@ public sealed class StorageJanitor(
         if (!running.Wait(0)) return; // the previous pass is still going: skip this tick rather than pile up
         try
         {
-            Run("abandoned uploads", () => uploads.PurgeAbandoned(options.Value.UploadExpiry, stopping.Token));
-            Run("temporary files", () => debris.Sweep(options.Value.TemporaryFileExpiry, stopping.Token));
+            // Blocking is fine on the timer's own thread, and keeps one pass strictly before the next.
+            Run("abandoned uploads", () => uploads.PurgeAbandonedAsync(options.Value.UploadExpiry, stopping.Token).GetAwaiter().GetResult());
+            Run("temporary files", () => debris.SweepAsync(options.Value.TemporaryFileExpiry, stopping.Token).GetAwaiter().GetResult());
         }
         finally
         {

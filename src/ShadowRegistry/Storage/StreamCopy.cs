@@ -30,6 +30,58 @@ internal static class StreamCopy
         }
     }
 
+    /// <summary>The same into a driver's writer.</summary>
+    public static Task<long> CopyAsync(Stream source, Drivers.IStorageWriter destination, IncrementalHash? hasher, CancellationToken cancellationToken) =>
+        CopyAsync(source, destination.WriteAsync, hasher, cancellationToken);
+
+    /// <summary>The same into a blob writer, which hashes for itself.</summary>
+    public static Task<long> CopyAsync(Stream source, BlobWriter destination, CancellationToken cancellationToken) =>
+        CopyAsync(source, destination.WriteAsync, null, cancellationToken);
+
+    private static async Task<long> CopyAsync(Stream source, Func<ReadOnlyMemory<byte>, CancellationToken, Task> write, IncrementalHash? hasher,
+        CancellationToken cancellationToken)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+        try
+        {
+            long total = 0;
+            int read;
+            while ((read = await source.ReadAtLeastAsync(buffer.AsMemory(0, BufferSize), BufferSize, throwOnEndOfStream: false, cancellationToken)) > 0)
+            {
+                hasher?.AppendData(buffer, 0, read);
+                await write(buffer.AsMemory(0, read), cancellationToken);
+                total += read;
+            }
+            return total;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Hashes the first <paramref name="length"/> bytes; false when the stream ends before.</summary>
+    public static async Task<bool> HashAsync(Stream source, IncrementalHash hasher, long length, CancellationToken cancellationToken)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+        try
+        {
+            var left = length;
+            while (left > 0)
+            {
+                var read = await source.ReadAsync(buffer.AsMemory(0, (int)Math.Min(BufferSize, left)), cancellationToken);
+                if (read == 0) return false;
+                hasher.AppendData(buffer, 0, read);
+                left -= read;
+            }
+            return true;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
     public static async Task HashAsync(Stream source, IncrementalHash hasher, CancellationToken cancellationToken)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);

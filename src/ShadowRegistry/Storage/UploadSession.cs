@@ -2,13 +2,14 @@ using ShadowRegistry.Domain;
 
 namespace ShadowRegistry.Storage;
 
-/// <summary>An upload in progress: its own folder with the bytes received so far and a marker naming its repository.</summary>
-public sealed record UploadSession(string Id, RepositoryName Repository, string Directory)
+/// <summary>An upload in progress: its own folder in the driver with the bytes received so far and a marker naming its repository.</summary>
+public sealed record UploadSession(string Id, RepositoryName Repository)
 {
-    public string DataPath => Path.Combine(Directory, "data");
+    /// <summary>The session's folder (a driver path).</summary>
+    public string Directory => RegistryPaths.Upload(Id);
+
+    public string DataPath => RegistryPaths.UploadData(Id);
 
     /// <summary>Present while the session is live; removed first when it completes or is cancelled.</summary>
-    public string InfoPath => Path.Combine(Directory, InfoFileName);
-
-    public const string InfoFileName = "repository";
+    public string MarkerPath => RegistryPaths.UploadMarker(Id);
 }

@@ -1,30 +1,37 @@
 using System.Text;
 using System.Text.RegularExpressions;
 using ShadowRegistry.Domain;
+using ShadowRegistry.Storage.Drivers;
 
 namespace ShadowRegistry.Storage;
 
 /// <summary>
-/// Upload sessions. Each session writes only its own file; the file is opened with an exclusive lock while a
-/// chunk is appended or the upload is finished, so two requests on one session cannot interleave. Finishing
-/// verifies digest and size and hands the file to <see cref="BlobStore.Publish"/>: the only way a blob appears.
+/// Upload sessions, kept wholly in the storage driver (<see cref="RegistryPaths.Upload"/>), so any process sharing
+/// the store can continue a session another one started. Each session writes only its own data object, through the
+/// driver's writer, which admits one writer per path at a time: two requests on one session cannot interleave, the
+/// loser is told where the upload stands. Every chunk is committed whole or taken back, so the data always holds
+/// exactly what the client was last told. Finishing verifies digest and size and hands the data to
+/// <see cref="BlobStore.PublishAsync"/>: the only way a blob appears.
 /// </summary>
-public sealed partial class UploadStore(StorageLayout layout, BlobStore blobs, UploadHashStates hashStates, TimeProvider time, ILogger<UploadStore> logger)
+public sealed partial class UploadStore(IStorageDriver driver, BlobStore blobs, UploadHashStates hashStates, TimeProvider time, ILogger<UploadStore> logger)
 {
     public async Task<UploadSession> StartAsync(RepositoryName repository, CancellationToken cancellationToken)
     {
         var id = Guid.NewGuid().ToString("N");
-        var session = new UploadSession(id, repository, layout.Upload(id));
+        var session = new UploadSession(id, repository);
         try
         {
-            Directory.CreateDirectory(session.Directory);
-            await using (new FileStream(session.DataPath, FileMode.CreateNew, FileAccess.Write)) { }
-            await AtomicFile.WriteAllBytesAsync(session.InfoPath, Encoding.UTF8.GetBytes(repository.Value), cancellationToken);
+            // Committed while empty, so its size and age can be read (stat) on every driver from the start.
+            await using (var data = await driver.WriterAsync(session.DataPath, append: false, cancellationToken))
+                await data.CommitAsync(cancellationToken);
+            await driver.PutContentAsync(RegistryPaths.UploadStartedAt(id), Encoding.UTF8.GetBytes(time.GetUtcNow().ToString("O")), cancellationToken);
+            // The marker last: the session is live only once all of it is there.
+            await driver.PutContentAsync(session.MarkerPath, Encoding.UTF8.GetBytes(repository.Value), cancellationToken);
         }
         catch
         {
             // A disk too full for the marker must not leave a half-made session for the janitor.
-            End(session);
+            await EndAsync(id);
             throw;
         }
         logger.LogInformation("Started upload {UploadId} to {Repository}", id, repository);
@@ -35,28 +42,46 @@ public sealed partial class UploadStore(StorageLayout layout, BlobStore blobs, U
     public async Task<UploadSession?> FindAsync(RepositoryName repository, string id, CancellationToken cancellationToken)
     {
         if (!UploadIdPattern().IsMatch(id)) return null;
-        var session = new UploadSession(id, repository, layout.Upload(id));
-        var owner = await AtomicFile.TryReadAllBytesAsync(session.InfoPath, cancellationToken);
+        var session = new UploadSession(id, repository);
+        var owner = await driver.TryGetContentAsync(session.MarkerPath, cancellationToken);
         return owner is not null && Encoding.UTF8.GetString(owner) == repository.Value ? session : null;
     }
 
-    public long Size(UploadSession session)
-    {
-        var info = new FileInfo(session.DataPath);
-        return info.Exists ? info.Length : throw new BlobUploadUnknownException(session.Id);
-    }
+    /// <summary>How many bytes the session holds.</summary>
+    public async Task<long> SizeAsync(UploadSession session, CancellationToken cancellationToken) =>
+        await driver.TryStatAsync(session.DataPath, cancellationToken) is { IsDirectory: false } info ? info.Size : throw new BlobUploadUnknownException(session.Id);
 
     /// <summary>
     /// Appends one chunk. <paramref name="rangeStart"/> (from Content-Range) must continue the upload; a chunk that
-    /// fails part-way (client gone, body shorter than announced) is rolled back so the session stays consistent.
+    /// fails part-way (client gone, body shorter than announced, disk full) is taken back so the session stays
+    /// consistent.
     /// </summary>
     public async Task<long> AppendAsync(UploadSession session, Stream body, long? rangeStart, long? expectedLength, CancellationToken cancellationToken)
     {
-        await using var file = OpenExclusive(session);
-        var start = file.Length;
+        await using var writer = await OpenAsync(session, cancellationToken);
+        var start = writer.Size;
         if (rangeStart is { } requested && requested != start) throw new UploadRangeException(start);
-        await WriteChunkAsync(session, file, body, expectedLength, cancellationToken);
-        return file.Length;
+        var state = hashStates.Take(session.Id, start);
+        long size;
+        try
+        {
+            await WriteChunkAsync(writer, body, state, expectedLength, cancellationToken);
+            size = writer.Size; // an ended writer has no size to tell
+            // Committed per chunk: every driver then shows the size the client is told, and the chunk is durable.
+            await writer.CommitAsync(cancellationToken);
+        }
+        catch
+        {
+            state?.Hasher.Dispose();
+            await RollBackAsync(writer, start);
+            throw;
+        }
+        if (state is not null)
+        {
+            state.Offset = size;
+            hashStates.Put(session.Id, state);
+        }
+        return size;
     }
 
     /// <summary>
@@ -65,28 +90,43 @@ public sealed partial class UploadStore(StorageLayout layout, BlobStore blobs, U
     /// </summary>
     public async Task<long> FinishAsync(UploadSession session, Stream body, long? rangeStart, long? expectedLength, Digest expected, CancellationToken cancellationToken)
     {
-        await using var file = OpenExclusive(session);
-        var start = file.Length;
-        if (rangeStart is { } requested && requested != start) throw new UploadRangeException(start);
-        var state = await WriteChunkAsync(session, file, body, expectedLength, cancellationToken, finishing: true);
+        long start, size;
+        UploadHashStates.State? state;
+        await using (var writer = await OpenAsync(session, cancellationToken))
+        {
+            start = writer.Size;
+            if (rangeStart is { } requested && requested != start) throw new UploadRangeException(start);
+            state = hashStates.Take(session.Id, start);
+            var claimed = false;
+            try
+            {
+                await WriteChunkAsync(writer, body, state, expectedLength, cancellationToken);
+                size = writer.Size;
+                // The marker goes while this writer still holds the data: a writer that gets it after the commit below
+                // finds the session over and writes nothing into what is being published.
+                await driver.DeleteAsync(session.MarkerPath, cancellationToken);
+                claimed = true;
+                await writer.CommitAsync(cancellationToken);
+            }
+            catch
+            {
+                state?.Hasher.Dispose();
+                if (!await RollBackAsync(writer, start)) await ResumeAsync(session, start);
+                else if (claimed) await RestoreMarkerAsync(session);
+                throw;
+            }
+        }
+
         Digest actual;
         try
         {
-            if (state is not null && expected.Algorithm == Digest.Sha256)
-            {
-                actual = Digest.FromHash(Digest.Sha256, state.Hasher.GetHashAndReset());
-            }
-            else
-            {
-                using var hasher = Digest.CreateHasher(expected.Algorithm);
-                file.Position = 0;
-                await StreamCopy.HashAsync(file, hasher, cancellationToken);
-                actual = Digest.FromHash(expected.Algorithm, hasher.GetHashAndReset());
-            }
+            actual = state is not null && expected.Algorithm == Digest.Sha256
+                ? Digest.FromHash(Digest.Sha256, state.Hasher.GetHashAndReset())
+                : await HashAsync(session, expected.Algorithm, size, cancellationToken);
         }
         catch
         {
-            file.SetLength(start); // the session goes on, holding what the client was last told
+            await ResumeAsync(session, start);
             throw;
         }
         finally
@@ -94,35 +134,32 @@ public sealed partial class UploadStore(StorageLayout layout, BlobStore blobs, U
             state?.Hasher.Dispose();
         }
 
-        var size = file.Length;
         if (actual != expected)
         {
             logger.LogWarning("Upload {UploadId} to {Repository} has digest {Actual}, client claimed {Digest}", session.Id, session.Repository, actual, expected);
-            End(session);
+            await EndAsync(session.Id);
             throw new DigestInvalidException("provided digest did not match uploaded content", expected, actual);
         }
 
-        // Still holding the lock: publish, then end the session, so a writer that opened the file before the
-        // rename finds the session gone once it gets the lock and writes nothing into the published blob.
         try
         {
-            blobs.Publish(session.DataPath, actual);
+            await blobs.PublishAsync(session.DataPath, actual, cancellationToken);
         }
-        catch when (File.Exists(session.DataPath))
+        catch
         {
-            // Not renamed (e.g. no space for the blob's folder): the file is still the session's, so take the last
-            // chunk back and let the client resume. Once renamed, the handle is the blob's and must not be cut.
-            file.SetLength(start);
+            // Not moved (e.g. no space for the blob's folder): the data is still the session's, so take the last chunk
+            // back and let the client resume.
+            await ResumeAsync(session, start);
             throw;
         }
-        End(session);
+        await EndAsync(session.Id);
         logger.LogInformation("Upload {UploadId} to {Repository} committed {Digest} ({Size} bytes)", session.Id, session.Repository, actual, size);
         return size;
     }
 
-    public void Cancel(UploadSession session)
+    public async Task CancelAsync(UploadSession session)
     {
-        End(session);
+        await EndAsync(session.Id);
         logger.LogInformation("Cancelled upload {UploadId} to {Repository}", session.Id, session.Repository);
     }
 
@@ -130,113 +167,145 @@ public sealed partial class UploadStore(StorageLayout layout, BlobStore blobs, U
     /// Removes sessions nobody wrote to for <paramref name="expiry"/>; a session busy right now is skipped. Returns
     /// how many sessions were removed.
     /// </summary>
-    public int PurgeAbandoned(TimeSpan expiry, CancellationToken cancellationToken)
+    public async Task<int> PurgeAbandonedAsync(TimeSpan expiry, CancellationToken cancellationToken)
     {
-        var cutoff = (time.GetUtcNow() - expiry).UtcDateTime;
+        var cutoff = time.GetUtcNow() - expiry;
         var purged = 0;
-        foreach (var directory in Directory.EnumerateDirectories(layout.UploadsRoot))
+        foreach (var id in await driver.ListOrEmptyAsync(RegistryPaths.Uploads, cancellationToken))
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var id = Path.GetFileName(directory);
-            var data = new FileInfo(Path.Combine(directory, "data"));
-            var lastWrite = data.Exists ? data.LastWriteTimeUtc : Directory.GetLastWriteTimeUtc(directory);
-            if (lastWrite > cutoff) continue;
+            var data = await driver.TryStatAsync(RegistryPaths.UploadData(id), cancellationToken);
+            var lastWrite = data?.ModifiedTime ?? (await driver.TryStatAsync(RegistryPaths.Upload(id), cancellationToken))?.ModifiedTime;
+            if (lastWrite is null || lastWrite > cutoff) continue;
+            IStorageWriter? holding = null;
             try
             {
-                using (new FileStream(data.FullName, FileMode.Open, FileAccess.ReadWrite, FileShare.None)) { }
+                // Held while the session goes, so no request can write into it meanwhile.
+                holding = await driver.WriterAsync(RegistryPaths.UploadData(id), append: true, cancellationToken);
             }
-            catch (FileNotFoundException)
+            catch (PathNotFoundException)
             {
                 // Half-created or half-ended: nothing is writing to it.
             }
-            catch (IOException)
+            catch (PathBusyException)
             {
                 continue; // a request holds it right now
             }
-            End(id, directory);
+            try
+            {
+                await EndAsync(id);
+            }
+            finally
+            {
+                if (holding is not null) await holding.DisposeAsync();
+            }
             purged++;
             logger.LogInformation("Removed abandoned upload {UploadId}, idle since {LastWrite:u}", id, lastWrite);
         }
         return purged;
     }
 
-    private void End(UploadSession session) => End(session.Id, session.Directory);
-
-    /// <summary>Ends a session: its marker goes first, so a writer that still holds the file finds it gone.</summary>
-    private void End(string id, string directory)
+    /// <summary>Ends a session: its marker goes first, so a writer that still holds the data finds it gone.</summary>
+    private async Task EndAsync(string id)
     {
-        AtomicFile.TryDelete(Path.Combine(directory, UploadSession.InfoFileName));
         hashStates.Forget(id);
         try
         {
-            Directory.Delete(directory, recursive: true);
+            await driver.TryDeleteAsync(RegistryPaths.UploadMarker(id), CancellationToken.None);
+            await driver.TryDeleteAsync(RegistryPaths.Upload(id), CancellationToken.None);
         }
-        catch (DirectoryNotFoundException)
+        catch (IOException e)
         {
-            // Already ended by a concurrent request.
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            logger.LogWarning(e, "Could not remove upload folder {UploadId}", id);
+            // Left for the janitor: without its marker the session is over either way, and it ages out.
+            logger.LogWarning(e, "Could not remove upload {UploadId}", id);
         }
     }
 
-    /// <summary>
-    /// Appends the request body at the end of the file, all or nothing: on any failure (client gone, body shorter than
-    /// announced, disk full) the file is cut back to where it was. When <paramref name="finishing"/>, the bytes are
-    /// also fsynced inside that guarantee, since a full disk may only show there, and the hash state is returned
-    /// (or null) instead of kept.
-    /// </summary>
-    private async Task<UploadHashStates.State?> WriteChunkAsync(UploadSession session, FileStream file, Stream body, long? expectedLength,
-        CancellationToken cancellationToken, bool finishing = false)
+    /// <summary>Takes a chunk back (cut to <paramref name="start"/>, committed so every driver shows that size); best effort.</summary>
+    private async Task<bool> RollBackAsync(IStorageWriter writer, long start)
     {
-        var start = file.Length;
-        var state = hashStates.Take(session.Id, start);
-        file.Position = start;
         try
         {
-            var written = await StreamCopy.CopyAsync(body, file, state?.Hasher, cancellationToken);
-            if (expectedLength is { } length && written != length)
-                throw new SizeInvalidException($"received {written} bytes, expected {length}");
-            if (finishing) file.Flush(flushToDisk: true);
-            else await file.FlushAsync(cancellationToken);
-            if (state is not null) state.Offset = file.Length;
+            if (writer.Size != start) await writer.TruncateAsync(start, CancellationToken.None);
+            await writer.CommitAsync(CancellationToken.None);
+            return true;
         }
-        catch
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
         {
-            // Roll the chunk back: the session must hold only whole chunks the client was told about.
-            state?.Hasher.Dispose();
-            file.SetLength(start);
-            throw;
+            // Already ended (a commit that failed) or the store failing too: the caller's error stands.
+            logger.LogDebug(e, "Could not roll a chunk back");
+            return false;
         }
-        if (finishing) return state;
-        if (state is not null) hashStates.Put(session.Id, state);
-        return null;
     }
 
-    private static FileStream OpenExclusive(UploadSession session)
+    /// <summary>After a finish that failed past the commit: the session goes on, holding what the client was last told.</summary>
+    private async Task ResumeAsync(UploadSession session, long start)
     {
-        FileStream file;
         try
         {
-            // FileShare.None takes an exclusive advisory lock on Unix: one writer per session at a time.
-            file = new FileStream(session.DataPath, FileMode.Open, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.Asynchronous);
+            await using (var writer = await driver.WriterAsync(session.DataPath, append: true, CancellationToken.None))
+                if (!await RollBackAsync(writer, start)) return;
+            await RestoreMarkerAsync(session);
         }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        catch (IOException e)
+        {
+            logger.LogWarning(e, "Upload {UploadId} could not be resumed after a failed finish", session.Id);
+        }
+    }
+
+    private async Task RestoreMarkerAsync(UploadSession session)
+    {
+        try
+        {
+            await driver.PutContentAsync(session.MarkerPath, Encoding.UTF8.GetBytes(session.Repository.Value), CancellationToken.None);
+        }
+        catch (IOException e)
+        {
+            logger.LogWarning(e, "Upload {UploadId} could not be resumed after a failed finish", session.Id);
+        }
+    }
+
+    /// <summary>The digest of the first <paramref name="size"/> bytes, read back from the store (no hash state at hand).</summary>
+    private async Task<Digest> HashAsync(UploadSession session, string algorithm, long size, CancellationToken cancellationToken)
+    {
+        using var hasher = Digest.CreateHasher(algorithm);
+        await using var reader = await driver.ReaderAsync(session.DataPath, 0, cancellationToken);
+        if (!await StreamCopy.HashAsync(reader, hasher, size, cancellationToken))
+            throw new IOException($"upload {session.Id} holds fewer than {size} bytes");
+        return Digest.FromHash(algorithm, hasher.GetHashAndReset());
+    }
+
+    /// <summary>Appends the request body, feeding the hash state when there is one; the caller takes it back on failure.</summary>
+    private static async Task WriteChunkAsync(IStorageWriter writer, Stream body, UploadHashStates.State? state, long? expectedLength, CancellationToken cancellationToken)
+    {
+        var written = await StreamCopy.CopyAsync(body, writer, state?.Hasher, cancellationToken);
+        if (expectedLength is { } length && written != length)
+            throw new SizeInvalidException($"received {written} bytes, expected {length}");
+    }
+
+    /// <summary>The session's data for writing; one writer per session at a time, across processes.</summary>
+    private async Task<IStorageWriter> OpenAsync(UploadSession session, CancellationToken cancellationToken)
+    {
+        IStorageWriter writer;
+        try
+        {
+            writer = await driver.WriterAsync(session.DataPath, append: true, cancellationToken);
+        }
+        catch (PathNotFoundException)
         {
             throw new BlobUploadUnknownException(session.Id);
         }
-        catch (IOException)
+        catch (PathBusyException)
         {
-            var busy = new FileInfo(session.DataPath);
-            throw new UploadRangeException(busy.Exists ? busy.Length : 0);
+            throw new UploadRangeException(await driver.TryStatAsync(session.DataPath, cancellationToken) is { } busy ? busy.Size : 0);
         }
-        if (!File.Exists(session.InfoPath))
+        // Checked once the data is ours: a session finished or cancelled meanwhile must get nothing more.
+        if (!await driver.FileExistsAsync(session.MarkerPath, cancellationToken))
         {
-            file.Dispose();
+            await writer.DisposeAsync();
             throw new BlobUploadUnknownException(session.Id);
         }
-        return file;
+        return writer;
     }
 
     [GeneratedRegex("^[a-f0-9]{32}\\z", RegexOptions.CultureInvariant)]

@@ -5,11 +5,11 @@ using ShadowRegistry.Storage;
 namespace ShadowRegistry.Upstream;
 
 /// <summary>
-/// Copies upstream blobs into local storage: downloaded into their own temporary file, verified, then published
-/// with the same atomic rename as a push. Used by mounts from upstream-only repositories (<see cref="FetchAsync"/>)
+/// Copies upstream blobs into local storage through a <see cref="BlobWriter"/>: downloaded into an object of their
+/// own, verified, then published the same way as a push. Used by mounts from upstream-only repositories (<see cref="FetchAsync"/>)
 /// and by pull-through caching, which streams the blob to the client while it is kept (<see cref="TryRelayAsync"/>).
 /// </summary>
-public sealed class UpstreamBlobFetcher(UpstreamClient upstream, BlobStore blobs, StorageLayout layout, ILogger<UpstreamBlobFetcher> logger)
+public sealed class UpstreamBlobFetcher(UpstreamClient upstream, BlobStore blobs, ILogger<UpstreamBlobFetcher> logger)
 {
     private readonly SingleFlight<(string Repository, Digest Digest), long> inFlight = new();
     private readonly ConcurrentDictionary<Digest, byte> relaying = new();
@@ -22,7 +22,7 @@ public sealed class UpstreamBlobFetcher(UpstreamClient upstream, BlobStore blobs
     /// </summary>
     public async Task<long?> FetchAsync(UpstreamRepository repository, Digest digest, CancellationToken cancellationToken)
     {
-        if (blobs.GetSize(digest) is { } held)
+        if (await blobs.GetSizeAsync(digest, cancellationToken) is { } held)
             return await upstream.GetBlobSizeAsync(repository, digest, cancellationToken) == held ? held : null;
         // Not tied to the first requester: a client that gives up must not fail the others waiting on this download.
         return await inFlight.RunAsync((repository.ToString(), digest), () => DownloadAsync(repository, digest, null, CancellationToken.None), cancellationToken);
@@ -56,16 +56,8 @@ public sealed class UpstreamBlobFetcher(UpstreamClient upstream, BlobStore blobs
 
     private async Task<long> DownloadAsync(UpstreamRepository repository, Digest digest, BlobRelay? relay, CancellationToken cancellationToken)
     {
-        var temp = layout.NewTempFile();
-        try
-        {
-            var size = await upstream.DownloadBlobAsync(repository, digest, temp, relay, cancellationToken);
-            blobs.Publish(temp, digest);
-            return size;
-        }
-        finally
-        {
-            AtomicFile.TryDelete(temp);
-        }
+        // Uncommitted (a failed or unverified download) the writer leaves nothing behind.
+        await using var writer = await blobs.NewWriterAsync(digest.Algorithm, cancellationToken);
+        return await upstream.DownloadBlobAsync(repository, digest, writer, relay, cancellationToken);
     }
 }

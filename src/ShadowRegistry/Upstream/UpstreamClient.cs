@@ -84,12 +84,12 @@ public sealed class UpstreamClient(IHttpClientFactory clients, IOptions<Registry
     }
 
     /// <summary>
-    /// Downloads a blob into <paramref name="destination"/>, verifying size and digest, so it can be published
-    /// locally. Throws when the upstream lacks it or sends anything else. With a <paramref name="relay"/>, the bytes
+    /// Downloads a blob into <paramref name="destination"/>, verifying size and digest, and commits it (publishing it
+    /// locally). Throws when the upstream lacks it or sends anything else. With a <paramref name="relay"/>, the bytes
     /// also go to a client as they arrive, except the last piece, which is sent only once the whole blob has
-    /// verified: a client can never receive a complete wrong blob.
+    /// verified and is committed: a client can never receive a complete wrong blob.
     /// </summary>
-    public async Task<long> DownloadBlobAsync(UpstreamRepository repository, Digest digest, string destination, BlobRelay? relay,
+    public async Task<long> DownloadBlobAsync(UpstreamRepository repository, Digest digest, BlobWriter destination, BlobRelay? relay,
         CancellationToken cancellationToken)
     {
         using var request = NewRequest(HttpMethod.Get, repository, $"blobs/{digest}");
@@ -97,21 +97,18 @@ public sealed class UpstreamClient(IHttpClientFactory clients, IOptions<Registry
         if (IsMissing(response)) throw new BlobUnknownException(digest);
         if (!response.IsSuccessStatusCode) throw new UpstreamUnavailableException(repository.Registry.Name, $"blob request answered {(int)response.StatusCode}");
         var announced = response.Content.Headers.ContentLength;
-        using var hasher = digest.CreateHasher();
         var buffer = ArrayPool<byte>.Shared.Rent(ChunkSize);
         var held = ArrayPool<byte>.Shared.Rent(ChunkSize);
         long written = 0;
         try
         {
             if (relay is not null) await relay.StartAsync(announced);
-            await using var file = new FileStream(destination, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous);
             await using var body = await response.Content.ReadAsStreamAsync(cancellationToken);
             var heldCount = 0;
             int read;
             while ((read = await ReadChunkAsync(body, buffer, repository, digest, cancellationToken)) > 0)
             {
-                hasher.AppendData(buffer, 0, read);
-                await file.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
+                await destination.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
                 written += read;
                 if (relay is null) continue;
                 if (heldCount > 0) await relay.WriteAsync(held.AsMemory(0, heldCount));
@@ -119,9 +116,9 @@ public sealed class UpstreamClient(IHttpClientFactory clients, IOptions<Registry
             }
             if (announced is { } length && length != written)
                 throw new UpstreamBadContentException(repository.Registry.Name, $"blob {digest} is {written} bytes, announced {length}");
-            var actual = Digest.FromHash(digest.Algorithm, hasher.GetHashAndReset());
+            var actual = destination.Digest;
             if (actual != digest) throw new UpstreamBadContentException(repository.Registry.Name, $"blob {digest} has digest {actual}");
-            file.Flush(flushToDisk: true);
+            await destination.CommitAsync(digest, written, cancellationToken);
             if (relay is not null && heldCount > 0) await relay.WriteAsync(held.AsMemory(0, heldCount));
         }
         finally

@@ -1,4 +1,5 @@
 using System.IO.Enumeration;
+using System.Text.RegularExpressions;
 
 namespace ShadowRegistry.Storage.Drivers;
 
@@ -9,7 +10,7 @@ namespace ShadowRegistry.Storage.Drivers;
 /// per-path lock file (<see cref="FileLock"/>) while they compare content and write, so they are atomic across
 /// processes sharing the root. Dot-named files (temporaries, default lock files) are never listed.
 /// </summary>
-public sealed class FilesystemDriver : IStorageDriver
+public sealed partial class FilesystemDriver : IStorageDriver, ISweepsOwnTemporaries
 {
     public const string DriverName = "filesystem";
 
@@ -230,6 +231,29 @@ public sealed class FilesystemDriver : IStorageDriver
 
     public Task<Uri?> RedirectUrlAsync(string path, HttpMethod method, CancellationToken cancellationToken) => Run(path, cancellationToken, () => (Uri?)null);
 
+    public Task<int> SweepTemporariesAsync(string path, DateTimeOffset cutoff, CancellationToken cancellationToken) => Run(path, cancellationToken, () =>
+    {
+        var local = Local(path);
+        if (!Directory.Exists(local)) return 0;
+        var temporaries = new FileSystemEnumerable<(string Path, DateTimeOffset LastWrite)>(local,
+            static (ref FileSystemEntry entry) => (entry.ToFullPath(), entry.LastWriteTimeUtc),
+            new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = FileAttributes.ReparsePoint })
+        {
+            // Exactly what AtomicFile names its temporaries: lock files and data are never matched.
+            ShouldIncludePredicate = static (ref FileSystemEntry entry) => !entry.IsDirectory && AtomicTemporaryPattern().IsMatch(entry.FileName),
+        };
+        var removed = 0;
+        foreach (var (file, lastWrite) in temporaries)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (lastWrite <= cutoff && AtomicFile.TryDelete(file)) removed++;
+        }
+        return removed;
+    }, rootAllowed: true);
+
+    [GeneratedRegex(@"^\.[0-9a-f]{32}\.tmp\z", RegexOptions.CultureInvariant)]
+    private static partial Regex AtomicTemporaryPattern();
+
     /// <summary>The OS path of a driver path; only valid driver paths (and the driver's dot-named lock files) get here.</summary>
     private string Local(string path) => path == StoragePath.Root ? root : Path.Join(root, path.AsSpan(1));
 
@@ -310,6 +334,24 @@ public sealed class FilesystemDriver : IStorageDriver
             catch (Exception e) when (driver.Translate(e, path) is { } translated)
             {
                 throw translated;
+            }
+        }
+
+        public Task TruncateAsync(long size, CancellationToken cancellationToken)
+        {
+            ObjectDisposedException.ThrowIf(ended, this);
+            try
+            {
+                ArgumentOutOfRangeException.ThrowIfNegative(size);
+                ArgumentOutOfRangeException.ThrowIfGreaterThan(size, stream.Length);
+                cancellationToken.ThrowIfCancellationRequested();
+                stream.SetLength(size);
+                stream.Seek(0, SeekOrigin.End);
+                return Task.CompletedTask;
+            }
+            catch (Exception e)
+            {
+                return Task.FromException(driver.Translate(e, path) ?? e);
             }
         }
 

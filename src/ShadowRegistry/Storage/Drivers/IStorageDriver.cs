@@ -99,6 +99,13 @@ public interface IStorageWriter : IAsyncDisposable
 
     Task WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Cuts the file back to <paramref name="size"/> bytes (at most <see cref="Size"/>; earlier writers' bytes
+    /// included), so later writes continue from there. Lets a chunk that failed part-way be taken back, so a resumable
+    /// upload holds only what its client was told it holds.
+    /// </summary>
+    Task TruncateAsync(long size, CancellationToken cancellationToken);
+
     /// <summary>Ends this writer keeping what it wrote, so a later writer (any process) can append.</summary>
     Task CloseAsync(CancellationToken cancellationToken);
 
@@ -123,3 +130,13 @@ public sealed record VersionedContent(byte[] Content, StorageVersion Version);
 
 /// <summary>What <see cref="IStorageDriver.StatAsync"/> knows; a directory's size is 0.</summary>
 public sealed record StorageFileInfo(string Path, long Size, DateTimeOffset ModifiedTime, bool IsDirectory);
+
+/// <summary>
+/// A driver that keeps temporaries of its own beside objects (the filesystem's dot-named files written before a
+/// rename), never listed: only it can find the ones a killed process left behind.
+/// </summary>
+public interface ISweepsOwnTemporaries
+{
+    /// <summary>Deletes its temporaries anywhere below <paramref name="path"/> last written at or before <paramref name="cutoff"/>; returns how many.</summary>
+    Task<int> SweepTemporariesAsync(string path, DateTimeOffset cutoff, CancellationToken cancellationToken);
+}

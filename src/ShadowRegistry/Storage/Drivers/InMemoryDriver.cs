@@ -172,6 +172,13 @@ public sealed class InMemoryDriver(InMemoryStore store) : IStorageDriver
             data.Write(content.Span);
         });
 
+        public Task TruncateAsync(long size, CancellationToken cancellationToken) => Step(cancellationToken, ending: false, () =>
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(size);
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(size, data.Length);
+            data.SetLength(size);
+        });
+
         public Task CloseAsync(CancellationToken cancellationToken) => Step(cancellationToken, ending: true, () => { });
 
         public Task CancelAsync(CancellationToken cancellationToken) => Step(cancellationToken, ending: true, () =>

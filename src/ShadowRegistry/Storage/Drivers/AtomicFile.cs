@@ -1,4 +1,4 @@
-namespace ShadowRegistry.Storage;
+namespace ShadowRegistry.Storage.Drivers;
 
 /// <summary>
 /// Whole-file replacement: write a temporary sibling, fsync it, rename it over the target, fsync the folder. Readers

@@ -1,4 +1,4 @@
-namespace ShadowRegistry.Storage;
+namespace ShadowRegistry.Storage.Drivers;
 
 /// <summary>
 /// An exclusive lock on a lock file, held across processes sharing the storage root (on Unix, .NET takes flock(2)

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace ShadowRegistry.Storage;
+namespace ShadowRegistry.Storage.Drivers;
 
 /// <summary>
 /// fsync for folders. A rename or a new file is part of its folder's data: until the folder is synced, a power loss
