@@ -7,30 +7,7 @@ internal static class StreamCopy
 {
     private const int BufferSize = 128 * 1024;
 
-    /// <summary>Copies with a pooled buffer, feeding the optional hasher on the way: constant memory whatever the size.</summary>
-    public static async Task<long> CopyAsync(Stream source, Stream destination, IncrementalHash? hasher, CancellationToken cancellationToken)
-    {
-        var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
-        try
-        {
-            long total = 0;
-            int read;
-            // Fill the buffer before each write: request bodies arrive in small pieces, disk writes should not.
-            while ((read = await source.ReadAtLeastAsync(buffer.AsMemory(0, BufferSize), BufferSize, throwOnEndOfStream: false, cancellationToken)) > 0)
-            {
-                hasher?.AppendData(buffer, 0, read);
-                await destination.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
-                total += read;
-            }
-            return total;
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
-
-    /// <summary>The same into a driver's writer.</summary>
+    /// <summary>Copies into a driver's writer with a pooled buffer, feeding the optional hasher on the way: constant memory whatever the size.</summary>
     public static Task<long> CopyAsync(Stream source, Drivers.IStorageWriter destination, IncrementalHash? hasher, CancellationToken cancellationToken) =>
         CopyAsync(source, destination.WriteAsync, hasher, cancellationToken);
 
@@ -46,6 +23,7 @@ internal static class StreamCopy
         {
             long total = 0;
             int read;
+            // Fill the buffer before each write: request bodies arrive in small pieces, disk writes should not.
             while ((read = await source.ReadAtLeastAsync(buffer.AsMemory(0, BufferSize), BufferSize, throwOnEndOfStream: false, cancellationToken)) > 0)
             {
                 hasher?.AppendData(buffer, 0, read);
@@ -75,21 +53,6 @@ internal static class StreamCopy
                 left -= read;
             }
             return true;
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
-
-    public static async Task HashAsync(Stream source, IncrementalHash hasher, CancellationToken cancellationToken)
-    {
-        var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
-        try
-        {
-            int read;
-            while ((read = await source.ReadAsync(buffer.AsMemory(0, BufferSize), cancellationToken)) > 0)
-                hasher.AppendData(buffer, 0, read);
         }
         finally
         {

@@ -86,25 +86,18 @@ public sealed partial class FilesystemDriver : IStorageDriver, ISweepsOwnTempora
         }
     }
 
-    public async Task<bool> PutIfVersionMatchesAsync(string path, ReadOnlyMemory<byte> content, StorageVersion expected, CancellationToken cancellationToken)
-    {
-        StoragePath.Validate(Name, path);
-        cancellationToken.ThrowIfCancellationRequested();
-        try
-        {
-            await using var held = await LockAsync(path, cancellationToken);
-            var current = await ReadIfPresentAsync(path, cancellationToken);
-            if (current is null || StorageVersion.OfContent(current) != expected) return false;
-            await AtomicFile.WriteAllBytesAsync(Local(path), content, cancellationToken);
-            return true;
-        }
-        catch (Exception e) when (Translate(e, path) is { } translated)
-        {
-            throw translated;
-        }
-    }
+    public Task<bool> PutIfVersionMatchesAsync(string path, ReadOnlyMemory<byte> content, StorageVersion expected, CancellationToken cancellationToken) =>
+        IfVersionMatchesAsync(path, expected, () => AtomicFile.WriteAllBytesAsync(Local(path), content, cancellationToken), cancellationToken);
 
-    public async Task<bool> DeleteIfVersionMatchesAsync(string path, StorageVersion expected, CancellationToken cancellationToken)
+    public Task<bool> DeleteIfVersionMatchesAsync(string path, StorageVersion expected, CancellationToken cancellationToken) =>
+        IfVersionMatchesAsync(path, expected, () =>
+        {
+            DeleteFileDurably(Local(path));
+            return Task.CompletedTask;
+        }, cancellationToken);
+
+    /// <summary>Under the path's lock: does <paramref name="change"/> only if the object still has the expected version.</summary>
+    private async Task<bool> IfVersionMatchesAsync(string path, StorageVersion expected, Func<Task> change, CancellationToken cancellationToken)
     {
         StoragePath.Validate(Name, path);
         cancellationToken.ThrowIfCancellationRequested();
@@ -113,7 +106,7 @@ public sealed partial class FilesystemDriver : IStorageDriver, ISweepsOwnTempora
             await using var held = await LockAsync(path, cancellationToken);
             var current = await ReadIfPresentAsync(path, cancellationToken);
             if (current is null || StorageVersion.OfContent(current) != expected) return false;
-            DeleteFileDurably(Local(path));
+            await change();
             return true;
         }
         catch (Exception e) when (Translate(e, path) is { } translated)
