@@ -29,6 +29,8 @@ public sealed class BlobEndpoints(
             case UpstreamBlob remote:
                 await remote.ServeAsync(context);
                 break;
+            default:
+                throw new System.Diagnostics.UnreachableException($"no way to serve a {found.GetType().Name}");
         }
     }
 
