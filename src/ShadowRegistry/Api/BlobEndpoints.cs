@@ -1,65 +1,37 @@
-using Microsoft.Extensions.Options;
 using Serilog;
 using ShadowRegistry.Domain;
+using ShadowRegistry.Repositories;
 using ShadowRegistry.Storage;
 using ShadowRegistry.Upstream;
 
 namespace ShadowRegistry.Api;
 
 public sealed class BlobEndpoints(
-    BlobLinks links,
+    RepositoryFactory repositories,
     BlobStore blobs,
-    UpstreamBlobFetcher fetcher,
-    UpstreamClient upstreamClient,
-    UpstreamBlobForwarder forwarder,
-    IOptions<ShadowOptions> shadowOptions,
     IDiagnosticContext diagnostics)
 {
     /// <summary>
-    /// GET/HEAD a blob: from the local repository, else from the pull-through cache, else streamed from the
+    /// GET/HEAD a blob from wherever the repository says it is: served from the local store, or streamed from the
     /// upstream the repository shadows.
     /// </summary>
     public async Task GetAsync(HttpContext context, RepositoryTarget target, Digest digest)
     {
         diagnostics.Set("Repository", target.Local.Value);
         diagnostics.Set("Digest", digest.ToString());
-        if (await links.GetSizeAsync(target.Local, digest, context.RequestAborted) is { } size)
+        var found = await repositories.For(target).GetBlobAsync(digest, context.RequestAborted) ?? throw new BlobUnknownException(digest);
+        diagnostics.Set("Source", found.Source);
+        switch (found)
         {
-            diagnostics.Set("Source", "local");
-            await ServeLocalAsync(context, digest, size);
-            return;
+            case LocalBlob local:
+                await ServeLocalAsync(context, digest, local.Size);
+                break;
+            case UpstreamBlob remote:
+                await remote.ServeAsync(context);
+                break;
+            default:
+                throw new System.Diagnostics.UnreachableException($"no way to serve a {found.GetType().Name}");
         }
-        if (target.Upstream is not { } upstream) throw new BlobUnknownException(digest);
-        if (await links.GetCachedSizeAsync(target.Local, digest, context.RequestAborted) is { } cached)
-        {
-            diagnostics.Set("Source", "cache");
-            await ServeLocalAsync(context, digest, cached);
-            return;
-        }
-        if (shadowOptions.Value.CacheBlobs && await blobs.GetSizeAsync(digest, context.RequestAborted) is { } held)
-        {
-            // The bytes are here already (pushed or cached for another repository). Only the upstream's word that
-            // this repository has them makes them this repository's; then keep them instead of downloading again.
-            var upstreamSize = await upstreamClient.GetBlobSizeAsync(upstream, digest, context.RequestAborted) ?? throw new BlobUnknownException(digest);
-            if (upstreamSize == held)
-            {
-                await links.CacheAsync(target.Local, digest, context.RequestAborted);
-                diagnostics.Set("Source", "cache");
-                await ServeLocalAsync(context, digest, held);
-                return;
-            }
-        }
-        diagnostics.Set("Source", "upstream");
-        // Whole-blob GETs are kept while they stream; ranges, HEADs and a second concurrent pull of the same blob
-        // are simply forwarded.
-        if (shadowOptions.Value.CacheBlobs && HttpMethods.IsGet(context.Request.Method) && !context.Request.Headers.ContainsKey("Range")
-            && await fetcher.TryRelayAsync(upstream, digest, context))
-        {
-            await links.CacheAsync(target.Local, digest, CancellationToken.None);
-            return;
-        }
-        if (context.Response.HasStarted) return; // a relay that broke off has already aborted the connection
-        await forwarder.ForwardAsync(context, upstream, digest);
     }
 
     /// <summary>DELETE removes the blob from this repository; the content stays for other repositories.</summary>
@@ -67,7 +39,7 @@ public sealed class BlobEndpoints(
     {
         diagnostics.Set("Repository", target.Local.Value);
         diagnostics.Set("Digest", digest.ToString());
-        if (!await links.UnlinkAsync(target.Local, digest, context.RequestAborted)) throw new BlobUnknownException(digest);
+        if (!await repositories.For(target).DeleteBlobAsync(digest, context.RequestAborted)) throw new BlobUnknownException(digest);
         context.Response.StatusCode = StatusCodes.Status202Accepted;
         context.Response.ContentLength = 0;
     }

@@ -3,19 +3,18 @@ using Serilog;
 using ShadowRegistry.Configuration;
 using ShadowRegistry.Domain;
 using ShadowRegistry.Manifests;
+using ShadowRegistry.Repositories;
 using ShadowRegistry.Storage;
 using ShadowRegistry.Upstream;
 
 namespace ShadowRegistry.Api;
 
 public sealed class ManifestEndpoints(
-    ManifestService manifests,
-    UpstreamManifests upstreamManifests,
-    UpstreamReferences upstreamReferences,
+    RepositoryFactory repositories,
     IOptions<RegistryOptions> options,
     IDiagnosticContext diagnostics)
 {
-    /// <summary>GET/HEAD: the local manifest (a local tag shadows the upstream one), else the upstream's.</summary>
+    /// <summary>GET/HEAD: the manifest the repository finds (local first when it shadows an upstream).</summary>
     public async Task GetAsync(HttpContext context, RepositoryTarget target, string reference)
     {
         diagnostics.Set("Repository", target.Local.Value);
@@ -24,24 +23,9 @@ public sealed class ManifestEndpoints(
         // and it is never asked of the upstream.
         if (!ManifestService.IsValidReference(reference)) throw new ManifestUnknownException(reference);
         var head = HttpMethods.IsHead(context.Request.Method);
-        var local = await manifests.GetAsync(target.Local, reference, context.RequestAborted);
-        (Domain.Digest Digest, string MediaType, long Size, byte[]? Content) found;
-        if (local is not null)
-        {
-            diagnostics.Set("Source", "local");
-            found = (local.Digest, local.MediaType, local.Content.Length, local.Content);
-        }
-        else if (target.Upstream is { } upstream)
-        {
-            var (remote, source) = await upstreamManifests.GetAsync(upstream, reference, head, context.Request, context.RequestAborted);
-            if (remote is null) throw new ManifestUnknownException(reference);
-            diagnostics.Set("Source", source);
-            found = (remote.Digest, remote.MediaType, remote.Size, remote.Content);
-        }
-        else
-        {
-            throw new ManifestUnknownException(reference);
-        }
+        var found = await repositories.For(target).GetManifestAsync(reference, head, context.Request, context.RequestAborted)
+            ?? throw new ManifestUnknownException(reference);
+        diagnostics.Set("Source", found.Source);
         diagnostics.Set("Digest", found.Digest.ToString());
         if (!Accepts(context.Request, found.MediaType))
             throw new ManifestUnknownException(reference, found.MediaType);
@@ -54,15 +38,14 @@ public sealed class ManifestEndpoints(
         if (!head && found.Content is not null) await response.Body.WriteAsync(found.Content, context.RequestAborted);
     }
 
-    /// <summary>PUT lands locally, always; references the upstream holds are accepted (reads fall through to them).</summary>
+    /// <summary>PUT lands locally, always; the repository decides which references elsewhere it accepts.</summary>
     public async Task PutAsync(HttpContext context, RepositoryTarget target, string reference)
     {
         var name = target.Local;
         diagnostics.Set("Repository", name.Value);
         diagnostics.Set("Reference", reference);
         var content = await ReadLimitedAsync(context.Request, options.Value.MaxManifestBytes, context.RequestAborted);
-        var pushed = await manifests.PutAsync(name, reference, content, context.Request.ContentType,
-            upstreamReferences.For(target), context.RequestAborted);
+        var pushed = await repositories.For(target).PutManifestAsync(reference, content, context.Request.ContentType, context.RequestAborted);
         diagnostics.Set("Digest", pushed.Digest.ToString());
 
         var response = context.Response;
@@ -80,7 +63,7 @@ public sealed class ManifestEndpoints(
         diagnostics.Set("Repository", name.Value);
         diagnostics.Set("Reference", reference);
         if (!ManifestService.IsValidReference(reference)) throw new ManifestUnknownException(reference);
-        if (!await manifests.DeleteAsync(name, reference, context.RequestAborted)) throw new ManifestUnknownException(reference);
+        if (!await repositories.For(target).DeleteManifestAsync(reference, context.RequestAborted)) throw new ManifestUnknownException(reference);
         context.Response.StatusCode = StatusCodes.Status202Accepted;
         context.Response.ContentLength = 0;
     }

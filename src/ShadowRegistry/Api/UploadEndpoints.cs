@@ -1,6 +1,7 @@
 using System.Text.RegularExpressions;
 using Serilog;
 using ShadowRegistry.Domain;
+using ShadowRegistry.Repositories;
 using ShadowRegistry.Storage;
 using ShadowRegistry.Upstream;
 
@@ -12,7 +13,7 @@ public sealed partial class UploadEndpoints(
     BlobStore blobs,
     BlobLinks links,
     RepositoryResolver resolver,
-    UpstreamBlobFetcher fetcher,
+    RepositoryFactory repositories,
     IDiagnosticContext diagnostics,
     ILogger<UploadEndpoints> logger)
 {
@@ -28,9 +29,10 @@ public sealed partial class UploadEndpoints(
         {
             var mount = RegistryRoutes.ParseDigest(mountValue.ToString());
             diagnostics.Set("Digest", mount.ToString());
-            if (RepositoryName.TryParse(query["from"].ToString(), out var fromName) && await MountableAsync(resolver.Resolve(fromName, query["ns"]), mount, ct))
+            // Only what the source repository itself holds (or its upstream confirms) can be mounted.
+            if (RepositoryName.TryParse(query["from"].ToString(), out var fromName)
+                && await repositories.For(target).MountAsync(mount, repositories.For(resolver.Resolve(fromName, query["ns"])), ct))
             {
-                await links.LinkAsync(name, mount, ct);
                 logger.LogInformation("Mounted {Digest} from {From} into {Repository}", mount, fromName, name);
                 BlobCreated(context.Response, target, mount);
                 return;
@@ -58,30 +60,6 @@ public sealed partial class UploadEndpoints(
 
         SessionHeaders(context.Response, target, session, 0);
         context.Response.StatusCode = StatusCodes.Status202Accepted;
-    }
-
-    /// <summary>
-    /// A blob can be mounted only from a repository that itself holds it: linked there locally (or kept from its
-    /// upstream), or confirmed by that repository's upstream, in which case it is fetched, verified and committed
-    /// locally first. That the bytes sit in the shared store for some other repository never counts.
-    /// </summary>
-    private async Task<bool> MountableAsync(RepositoryTarget from, Digest digest, CancellationToken cancellationToken)
-    {
-        if (await links.GetSizeAsync(from.Local, digest, cancellationToken) is not null
-            || await links.GetCachedSizeAsync(from.Local, digest, cancellationToken) is not null) return true;
-        if (from.Upstream is null) return false;
-        try
-        {
-            if (await fetcher.FetchAsync(from.Upstream, digest, cancellationToken) is not null) return true;
-            logger.LogInformation("Mount of {Digest} from {From} not possible: the upstream repository does not have it", digest, from.Upstream);
-            return false;
-        }
-        catch (Exception e) when (e is BlobUnknownException or UpstreamUnavailableException or UpstreamBadContentException)
-        {
-            // The upstream does not have it after all, or cannot deliver it now: the client uploads the blob itself.
-            logger.LogInformation("Mount of {Digest} from {From} not possible: {Reason}", digest, from.Upstream, e.Message);
-            return false;
-        }
     }
 
     /// <summary>PATCH: append one chunk, which must continue exactly where the upload stands.</summary>

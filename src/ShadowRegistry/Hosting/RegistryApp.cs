@@ -5,6 +5,7 @@ using ShadowRegistry.Api;
 using ShadowRegistry.Auth;
 using ShadowRegistry.Configuration;
 using ShadowRegistry.Manifests;
+using ShadowRegistry.Repositories;
 using ShadowRegistry.Storage;
 using ShadowRegistry.Storage.Drivers;
 using ShadowRegistry.Upstream;
@@ -158,6 +159,7 @@ public static class RegistryApp
 
     private static void AddApi(IServiceCollection services)
     {
+        services.AddSingleton<RepositoryFactory>();
         services.AddSingleton<BaseEndpoints>();
         services.AddSingleton<BlobEndpoints>();
         services.AddSingleton<UploadEndpoints>();
