@@ -77,20 +77,5 @@ public sealed class ManifestEndpoints(
         return content;
     }
 
-    /// <summary>No Accept header, a wildcard, plain JSON or the manifest's own type: anything else gets no manifest.</summary>
-    public static bool Accepts(HttpRequest request, string mediaType)
-    {
-        var accept = request.Headers.Accept;
-        if (accept.Count == 0) return true;
-        foreach (var value in accept)
-        {
-            if (string.IsNullOrWhiteSpace(value)) return true;
-            foreach (var part in value.Split(','))
-            {
-                var type = part.Split(';')[0].Trim();
-                if (type.Length == 0 || type is "*/*" or "application/*" or MediaTypes.Json || type == mediaType) return true;
-            }
-        }
-        return false;
-    }
+    public static bool Accepts(HttpRequest request, string mediaType) => MediaTypes.Accepts(request.Headers.Accept, mediaType);
 }

@@ -21,4 +21,23 @@ public static class MediaTypes
     public static bool IsImageManifest(string mediaType) => mediaType is OciManifest or DockerManifest;
 
     public static bool IsSupportedManifest(string mediaType) => IsIndex(mediaType) || IsImageManifest(mediaType);
+
+    /// <summary>
+    /// Whether Accept header values admit a manifest of this type: no header, a wildcard, plain JSON or the manifest's
+    /// own type; anything else gets no manifest.
+    /// </summary>
+    public static bool Accepts(IReadOnlyCollection<string?> acceptValues, string mediaType)
+    {
+        if (acceptValues.Count == 0) return true;
+        foreach (var value in acceptValues)
+        {
+            if (string.IsNullOrWhiteSpace(value)) return true;
+            foreach (var part in value.Split(','))
+            {
+                var type = part.Split(';')[0].Trim();
+                if (type.Length == 0 || type is "*/*" or "application/*" or Json || type == mediaType) return true;
+            }
+        }
+        return false;
+    }
 }

@@ -9,7 +9,7 @@ public sealed class UpstreamManifests(UpstreamClient upstream, UpstreamManifestC
     public async Task<(UpstreamManifest? Manifest, string Source)> GetAsync(UpstreamRepository repository, string reference, bool headOnly,
         HttpRequest request, CancellationToken cancellationToken)
     {
-        if (cache.Get(repository, reference) is { } cached && Api.ManifestEndpoints.Accepts(request, cached.MediaType)) return (cached, "cache");
+        if (cache.Get(repository, reference) is { } cached && Domain.MediaTypes.Accepts(request.Headers.Accept, cached.MediaType)) return (cached, "cache");
         var accept = UpstreamClient.AcceptedTypes(request);
         var key = (repository.ToString(), reference, headOnly, string.Join(',', accept));
         var manifest = await inFlight.RunAsync(key, () => upstream.GetManifestAsync(repository, reference, headOnly, accept, CancellationToken.None), cancellationToken);
