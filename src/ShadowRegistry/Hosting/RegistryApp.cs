@@ -159,6 +159,7 @@ public static class RegistryApp
 
     private static void AddApi(IServiceCollection services)
     {
+        services.AddSingleton<ShadowingServices>();
         services.AddSingleton<RepositoryFactory>();
         services.AddSingleton<BaseEndpoints>();
         services.AddSingleton<BlobEndpoints>();

@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Options;
 using ShadowRegistry.Manifests;
 using ShadowRegistry.Storage;
 using ShadowRegistry.Upstream;
@@ -15,20 +14,12 @@ public sealed class RepositoryFactory(
     BlobLinks links,
     TagStore tags,
     RepositoryCatalog catalog,
-    BlobStore blobs,
-    UpstreamClient upstreamClient,
-    UpstreamManifests upstreamManifests,
-    UpstreamReferences upstreamReferences,
-    UpstreamBlobFetcher fetcher,
-    UpstreamBlobForwarder forwarder,
-    IOptions<ShadowOptions> shadowOptions,
-    ILogger<ShadowingRepository> logger)
+    ShadowingServices shadowing)
 {
     public IRepository For(RepositoryTarget target)
     {
         var local = new LocalRepository(target, manifests, links, tags, catalog);
         if (target.Upstream is not { } upstream) return local;
-        return new ShadowingRepository(local, upstream, blobs, upstreamClient, upstreamManifests, upstreamReferences, fetcher, forwarder,
-            shadowOptions.Value.CacheBlobs, logger);
+        return new ShadowingRepository(local, upstream, shadowing);
     }
 }

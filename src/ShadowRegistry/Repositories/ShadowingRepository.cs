@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Options;
 using ShadowRegistry.Domain;
 using ShadowRegistry.Manifests;
 using ShadowRegistry.Storage;
@@ -10,18 +11,17 @@ namespace ShadowRegistry.Repositories;
 /// pushed locally always wins, a local miss is read from the upstream (through its cache and single-flight), pulled
 /// blobs are kept, and writes and deletes act on local content only.
 /// </summary>
-public sealed class ShadowingRepository(
-    LocalRepository local,
-    UpstreamRepository upstream,
-    BlobStore blobs,
-    UpstreamClient upstreamClient,
-    UpstreamManifests upstreamManifests,
-    UpstreamReferences upstreamReferences,
-    UpstreamBlobFetcher fetcher,
-    UpstreamBlobForwarder forwarder,
-    bool cacheBlobs,
-    ILogger<ShadowingRepository> logger) : IRepository
+public sealed class ShadowingRepository(LocalRepository local, UpstreamRepository upstream, ShadowingServices services) : IRepository
 {
+    private readonly BlobStore blobs = services.Blobs;
+    private readonly UpstreamClient upstreamClient = services.Client;
+    private readonly UpstreamManifests upstreamManifests = services.Manifests;
+    private readonly UpstreamReferences upstreamReferences = services.References;
+    private readonly UpstreamBlobFetcher fetcher = services.Fetcher;
+    private readonly UpstreamBlobForwarder forwarder = services.Forwarder;
+    private readonly bool cacheBlobs = services.Options.Value.CacheBlobs;
+    private readonly ILogger logger = services.Logger;
+
     public RepositoryTarget Target => local.Target;
 
     /// <summary>A local tag shadows the upstream one; only a local miss asks the upstream.</summary>
@@ -122,3 +122,14 @@ public sealed class ShadowingRepository(
     public Task<bool> MountAsync(Digest digest, IRepository from, CancellationToken cancellationToken) =>
         local.MountAsync(digest, from, cancellationToken);
 }
+
+/// <summary>The singletons every <see cref="ShadowingRepository"/> works with, handed over as one.</summary>
+public sealed record ShadowingServices(
+    BlobStore Blobs,
+    UpstreamClient Client,
+    UpstreamManifests Manifests,
+    UpstreamReferences References,
+    UpstreamBlobFetcher Fetcher,
+    UpstreamBlobForwarder Forwarder,
+    IOptions<ShadowOptions> Options,
+    ILogger<ShadowingRepository> Logger);
