@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net.Sockets;
-using System.Text;
 using Xunit.Abstractions;
 
 namespace ShadowRegistry.Tests.Infrastructure;
@@ -17,9 +16,9 @@ public abstract class ContainerDaemon : IAsyncDisposable
     private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(10);
 
     private readonly Process process;
-    private readonly StringBuilder log;
+    private readonly ProcessLog log;
 
-    private protected ContainerDaemon(string name, Process process, StringBuilder log, ScratchDirectory scratch, string socketPath)
+    private protected ContainerDaemon(string name, Process process, ProcessLog log, ScratchDirectory scratch, string socketPath)
     {
         Name = name;
         this.process = process;
@@ -36,16 +35,7 @@ public abstract class ContainerDaemon : IAsyncDisposable
     public string SocketPath { get; }
 
     /// <summary>Everything the daemon logged so far (for failure messages).</summary>
-    public string Log
-    {
-        get
-        {
-            lock (log)
-            {
-                return log.ToString();
-            }
-        }
-    }
+    public string Log => log.ToString();
 
     /// <summary>
     /// Why <paramref name="executable"/> cannot be started as a daemon here, or null when it can: the daemons need root
@@ -79,7 +69,7 @@ public abstract class ContainerDaemon : IAsyncDisposable
     }
 
     /// <summary>Starts <paramref name="executable"/>, waits (bounded) for its socket and for <paramref name="ready"/>.</summary>
-    private protected static async Task<(Process Process, StringBuilder Log)> StartProcessAsync(
+    private protected static async Task<(Process Process, ProcessLog Log)> StartProcessAsync(
         string executable, IEnumerable<string> arguments, ScratchDirectory scratch, string socketPath, Func<Task<string?>> ready, ITestOutputHelper? output)
     {
         var startInfo = new ProcessStartInfo(executable)
@@ -101,24 +91,9 @@ public abstract class ContainerDaemon : IAsyncDisposable
         startInfo.Environment["NO_PROXY"] = "127.0.0.1,localhost";
         output?.WriteLine($"$ {executable} {string.Join(' ', startInfo.ArgumentList)}");
 
-        var log = new StringBuilder();
+        var log = new ProcessLog();
         var process = new Process { StartInfo = startInfo };
-        DataReceivedEventHandler onLine = (_, e) =>
-        {
-            if (e.Data is null)
-            {
-                return;
-            }
-            lock (log)
-            {
-                if (log.Length < 1_000_000)
-                {
-                    log.AppendLine(e.Data);
-                }
-            }
-        };
-        process.OutputDataReceived += onLine;
-        process.ErrorDataReceived += onLine;
+        log.Attach(process);
         process.Start();
         process.StandardInput.Close();
         process.BeginOutputReadLine();
@@ -133,7 +108,7 @@ public abstract class ContainerDaemon : IAsyncDisposable
                 var exitCode = process.ExitCode;
                 await StopAsync(process, scratch.Path);
                 scratch.Dispose();
-                Assert.Fail($"{executable} exited with {exitCode} before it was ready.\n{Snapshot(log)}");
+                Assert.Fail($"{executable} exited with {exitCode} before it was ready.\n{log}");
             }
             if (File.Exists(socketPath) && await CanConnectAsync(socketPath))
             {
@@ -149,7 +124,7 @@ public abstract class ContainerDaemon : IAsyncDisposable
         }
         await StopAsync(process, scratch.Path);
         scratch.Dispose();
-        Assert.Fail($"{executable} was not ready on {socketPath} within {StartTimeout.TotalSeconds:0}s ({last}).\n{Snapshot(log)}");
+        Assert.Fail($"{executable} was not ready on {socketPath} within {StartTimeout.TotalSeconds:0}s ({last}).\n{log}");
         throw new InvalidOperationException("unreachable");
     }
 
@@ -237,13 +212,6 @@ public abstract class ContainerDaemon : IAsyncDisposable
         child.WaitForExit();
     }
 
-    private static string Snapshot(StringBuilder log)
-    {
-        lock (log)
-        {
-            return log.ToString();
-        }
-    }
 
     public virtual async ValueTask DisposeAsync()
     {
@@ -265,7 +233,7 @@ public sealed class DockerDaemon : ContainerDaemon
 {
     private readonly ContainerdDaemon containerd;
 
-    private DockerDaemon(Process process, StringBuilder log, ScratchDirectory scratch, string socketPath, ContainerdDaemon containerd)
+    private DockerDaemon(Process process, ProcessLog log, ScratchDirectory scratch, string socketPath, ContainerdDaemon containerd)
         : base("dockerd", process, log, scratch, socketPath)
     {
         this.containerd = containerd;
@@ -352,7 +320,7 @@ public sealed class DockerDaemon : ContainerDaemon
 /// </summary>
 public sealed class ContainerdDaemon : ContainerDaemon
 {
-    private ContainerdDaemon(Process process, StringBuilder log, ScratchDirectory scratch, string socketPath)
+    private ContainerdDaemon(Process process, ProcessLog log, ScratchDirectory scratch, string socketPath)
         : base("containerd", process, log, scratch, socketPath)
     {
     }

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using System.Text;
 using System.Text.RegularExpressions;
 using Xunit.Abstractions;
 
@@ -18,9 +17,9 @@ public sealed partial class UpstreamDistribution : IAsyncDisposable
 
     private readonly Process process;
     private readonly ScratchDirectory scratch;
-    private readonly StringBuilder log;
+    private readonly ProcessLog log;
 
-    private UpstreamDistribution(Process process, ScratchDirectory scratch, StringBuilder log, string hostPort)
+    private UpstreamDistribution(Process process, ScratchDirectory scratch, ProcessLog log, string hostPort)
     {
         this.process = process;
         this.scratch = scratch;
@@ -36,16 +35,7 @@ public sealed partial class UpstreamDistribution : IAsyncDisposable
     public Uri BaseAddress { get; }
 
     /// <summary>Everything docker-registry logged so far (for failure messages).</summary>
-    public string Log
-    {
-        get
-        {
-            lock (log)
-            {
-                return log.ToString();
-            }
-        }
-    }
+    public string Log => log.ToString();
 
     public HttpClient CreateClient() => new() { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(30) };
 
@@ -91,30 +81,13 @@ public sealed partial class UpstreamDistribution : IAsyncDisposable
             startInfo.Environment.Remove(key);
         }
 
-        var log = new StringBuilder();
+        var log = new ProcessLog();
         var listening = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         var process = new Process { StartInfo = startInfo, EnableRaisingEvents = true };
-        DataReceivedEventHandler onLine = (_, e) =>
+        log.Attach(process, line =>
         {
-            if (e.Data is null)
-            {
-                return;
-            }
-            lock (log)
-            {
-                // Bounded: a chatty registry must not grow the test's memory without limit.
-                if (log.Length < 1_000_000)
-                {
-                    log.AppendLine(e.Data);
-                }
-            }
-            if (ListeningLine().Match(e.Data) is { Success: true } match)
-            {
-                listening.TrySetResult(match.Groups["address"].Value);
-            }
-        };
-        process.OutputDataReceived += onLine;
-        process.ErrorDataReceived += onLine;
+            if (ListeningLine().Match(line) is { Success: true } match) listening.TrySetResult(match.Groups["address"].Value);
+        });
         process.Exited += (_, _) => listening.TrySetException(new InvalidOperationException("docker-registry exited before it listened"));
         process.Start();
         process.StandardInput.Close();
@@ -131,7 +104,7 @@ public sealed partial class UpstreamDistribution : IAsyncDisposable
             }
             catch (Exception e) when (e is TimeoutException or InvalidOperationException)
             {
-                throw new InvalidOperationException($"docker-registry did not start listening within {StartTimeout.TotalSeconds:0}s: {e.Message}\n{Snapshot(log)}");
+                throw new InvalidOperationException($"docker-registry did not start listening within {StartTimeout.TotalSeconds:0}s: {e.Message}\n{log}");
             }
             upstream = new UpstreamDistribution(process, scratch, log, hostPort);
             await upstream.WaitUntilReadyAsync();
@@ -208,13 +181,6 @@ public sealed partial class UpstreamDistribution : IAsyncDisposable
         }
     }
 
-    private static string Snapshot(StringBuilder log)
-    {
-        lock (log)
-        {
-            return log.ToString();
-        }
-    }
 
     public async ValueTask DisposeAsync()
     {
