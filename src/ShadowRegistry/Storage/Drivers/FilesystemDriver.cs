@@ -133,7 +133,7 @@ public sealed partial class FilesystemDriver : IStorageDriver, ISweepsOwnTempora
         var stream = new FileStream(local, append ? FileMode.Open : FileMode.OpenOrCreate, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous);
         if (append) stream.Seek(0, SeekOrigin.End);
         else stream.SetLength(0);
-        return (IStorageWriter)new Writer(this, path, local, stream);
+        return (IStorageWriter)new Writer(this, path, local, stream, syncFolderOnCommit: !append);
     });
 
     public Task<StorageFileInfo> StatAsync(string path, CancellationToken cancellationToken) => Run(path, cancellationToken, () =>
@@ -311,7 +311,11 @@ public sealed partial class FilesystemDriver : IStorageDriver, ISweepsOwnTempora
     private static readonly EnumerationOptions Everything = new() { AttributesToSkip = 0, IgnoreInaccessible = false };
 
     /// <summary>Writes straight into the file, which holds an exclusive flock while this writer is open.</summary>
-    private sealed class Writer(FilesystemDriver driver, string path, string local, FileStream stream) : IStorageWriter
+    /// <param name="syncFolderOnCommit">
+    /// Whether the writer may have made a new folder entry, which only a folder fsync makes durable. An appending writer
+    /// opened an existing file, so its commits need only the file's own fsync (one fsync less per upload chunk).
+    /// </param>
+    private sealed class Writer(FilesystemDriver driver, string path, string local, FileStream stream, bool syncFolderOnCommit) : IStorageWriter
     {
         private bool ended;
 
@@ -358,7 +362,7 @@ public sealed partial class FilesystemDriver : IStorageDriver, ISweepsOwnTempora
         public Task CommitAsync(CancellationToken cancellationToken) => End(() =>
         {
             stream.Flush(flushToDisk: true);
-            DurableDirectory.Sync(Path.GetDirectoryName(local)!);
+            if (syncFolderOnCommit) DurableDirectory.Sync(Path.GetDirectoryName(local)!);
         });
 
         private Task End(Action action)
