@@ -12,7 +12,7 @@ namespace ShadowRegistry.Storage;
 public sealed class BlobStore(IStorageDriver driver, ILogger<BlobStore> logger)
 {
     public async Task<long?> GetSizeAsync(Digest digest, CancellationToken cancellationToken) =>
-        await driver.TryStatAsync(RegistryPaths.Blob(digest), cancellationToken) is { IsDirectory: false } info ? info.Size : null;
+        (await StatAsync(digest, cancellationToken))?.Size;
 
     /// <summary>The blob's size and modification time, or null when it is not there.</summary>
     public async Task<StorageFileInfo?> StatAsync(Digest digest, CancellationToken cancellationToken) =>
