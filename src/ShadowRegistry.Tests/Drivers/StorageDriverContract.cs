@@ -194,6 +194,55 @@ public abstract class StorageDriverContract : IDisposable
     }
 
     [Fact]
+    public async Task WriterCommitToPublishesAtTheDestinationAndLeavesNothingBehind()
+    {
+        await Driver.PutContentAsync("/w/to/published", "old"u8.ToArray(), None);
+        await using (var first = await Driver.WriterAsync("/w/tmp/one", append: false, None))
+        {
+            await first.WriteAsync("new "u8.ToArray(), None);
+            await first.CloseAsync(None);
+        }
+        // Earlier writers' bytes are part of what is published.
+        await using (var writer = await Driver.WriterAsync("/w/tmp/one", append: true, None))
+        {
+            await writer.WriteAsync("content"u8.ToArray(), None);
+            await writer.CommitToAsync("/w/to/published", None);
+            await Assert.ThrowsAsync<ObjectDisposedException>(() => writer.WriteAsync("more"u8.ToArray(), None));
+        }
+        Assert.Equal("new content"u8.ToArray(), await Driver.GetContentAsync("/w/to/published", None));
+        await Assert.ThrowsAsync<PathNotFoundException>(() => Driver.StatAsync("/w/tmp/one", None));
+        await Assert.ThrowsAsync<PathNotFoundException>(() => Driver.WriterAsync("/w/tmp/one", append: true, None));
+
+        // Into a folder that does not exist yet.
+        await using (var writer = await Driver.WriterAsync("/w/tmp/two", append: false, None))
+        {
+            await writer.WriteAsync("fresh"u8.ToArray(), None);
+            await writer.CommitToAsync("/w/to/new/folder/object", None);
+        }
+        Assert.Equal("fresh"u8.ToArray(), await CreateDriverOnSameStore().GetContentAsync("/w/to/new/folder/object", None));
+    }
+
+    [Fact]
+    public async Task WriterCommitToAnInvalidPathKeepsTheWriterAndTouchesNothing()
+    {
+        await using var writer = await Driver.WriterAsync("/w/tmp/bad", append: false, None);
+        await writer.WriteAsync("data"u8.ToArray(), None);
+        await Assert.ThrowsAsync<InvalidPathException>(() => writer.CommitToAsync("/w/../escape", None));
+        await writer.CommitToAsync("/w/good", None);
+        Assert.Equal("data"u8.ToArray(), await Driver.GetContentAsync("/w/good", None));
+    }
+
+    [Fact]
+    public async Task WriterCommitToAfterItsFileWasDeletedPublishesNothing()
+    {
+        await using var writer = await Driver.WriterAsync("/w/gone/data", append: false, None);
+        await writer.WriteAsync("data"u8.ToArray(), None);
+        await Driver.DeleteAsync("/w/gone", None);
+        await Assert.ThrowsAsync<PathNotFoundException>(() => writer.CommitToAsync("/w/never", None));
+        await Assert.ThrowsAsync<PathNotFoundException>(() => Driver.StatAsync("/w/never", None));
+    }
+
+    [Fact]
     public async Task WriterCancelDiscardsEverything()
     {
         await using (var first = await Driver.WriterAsync("/w/cancel", append: false, None))
@@ -627,9 +676,11 @@ public abstract class StorageDriverContract : IDisposable
                 {
                     for (var offset = 0; offset < content.Length; offset += 64 * 1024)
                         await writer.WriteAsync(content.AsMemory(offset, Math.Min(64 * 1024, content.Length - offset)), None);
-                    await writer.CommitAsync(None);
+                    // Half of them publish with a commit and a move (uploads), half by committing to the path (BlobWriter).
+                    if (i % 4 < 2) await writer.CommitToAsync(published, None);
+                    else await writer.CommitAsync(None);
                 }
-                await driver.MoveAsync(staging, published, None);
+                if (i % 4 >= 2) await driver.MoveAsync(staging, published, None);
                 // And the small-object way: a manifest written whole by several pushes at once.
                 await driver.PutContentAsync("/blobs/sha256/cd/cdef01", content, None);
             })));

@@ -42,13 +42,12 @@ public sealed class ManifestService(
         }
         foreach (var (child, size) in manifest.Manifests)
         {
-            var stored = (await revisions.GetAsync(repository, child, cancellationToken))?.Size
+            var stored = (await RecordedSizeAsync(repository, child, cancellationToken))
                 ?? (elsewhere is null ? null : await elsewhere.ManifestSizeAsync(child, cancellationToken))
                 ?? throw new ManifestBlobUnknownException(child);
             if (stored != size) throw new ManifestInvalidException($"descriptor of {child} says {size} bytes, the manifest has {stored}");
         }
 
-        await blobs.PutAsync(content, digest, cancellationToken);
         var subject = manifest.Subject?.Digest;
         var revision = new ManifestRevision(manifest.MediaType, content.Length, subject?.ToString());
         var referrer = subject is null ? null : new Descriptor
@@ -64,20 +63,38 @@ public sealed class ManifestService(
             await revisions.PutAsync(repository, digest, revision, cancellationToken);
             // The revision alone makes the repository a catalog entry, even if a later step fails.
             await catalog.AddedAsync(repository);
-            if (referrer is not null) await referrers.AddAsync(repository, subject!.Value, referrer, cancellationToken);
         }
+        Task IndexReferrerAsync() => referrer is null ? Task.CompletedTask : referrers.AddAsync(repository, subject!.Value, referrer, cancellationToken);
 
-        await RecordAsync();
+        // The bytes and the record are written side by side (each durable write waits on the disk; one after the
+        // other would wait twice). A record without its bytes counts as no manifest to every reader, so the order
+        // between the two does not matter; only the tag must wait for both. Task.Run: a driver may block in fsync.
+        await Task.WhenAll(Task.Run(() => blobs.PutAsync(content, digest, cancellationToken), cancellationToken), RecordAsync());
+        // Listed as a referrer only once it can be fetched.
+        await IndexReferrerAsync();
         if (tag is not null)
         {
             await tags.SetAsync(repository, tag, digest, cancellationToken);
             // A concurrent DELETE of this digest may have removed the record after we wrote it and before our tag
             // landed; a tag must never point at a manifest the repository no longer records, so restore it.
-            if (await revisions.GetAsync(repository, digest, cancellationToken) is null) await RecordAsync();
+            if (await revisions.GetAsync(repository, digest, cancellationToken) is null)
+            {
+                await RecordAsync();
+                await IndexReferrerAsync();
+            }
         }
         logger.LogInformation("Stored manifest {Digest} ({MediaType}) in {Repository} as {Reference}", digest, manifest.MediaType, repository, reference);
         return new PushedManifest(digest, subject);
     }
+
+    /// <summary>
+    /// The size of a manifest this repository records and holds the bytes of, or null. A record whose bytes are not
+    /// there (a push still writing them, or one that failed) is no manifest yet.
+    /// </summary>
+    private async Task<long?> RecordedSizeAsync(RepositoryName repository, Digest digest, CancellationToken cancellationToken) =>
+        await revisions.GetAsync(repository, digest, cancellationToken) is { } revision && await blobs.GetSizeAsync(digest, cancellationToken) is not null
+            ? revision.Size
+            : null;
 
     /// <summary>The manifest a tag or digest names in this repository, or null.</summary>
     public async Task<StoredManifest?> GetAsync(RepositoryName repository, string reference, CancellationToken cancellationToken)

@@ -53,6 +53,23 @@ public sealed class BlobStore(IStorageDriver driver, ILogger<BlobStore> logger)
         logger.LogInformation("Published blob {Digest}", digest);
     }
 
+    /// <summary>
+    /// Publishes what <paramref name="writer"/> wrote (verified to be <paramref name="digest"/>) straight at the blob's
+    /// path, or discards it when an identical blob is already there. Returns once the blob is durable.
+    /// </summary>
+    internal async Task PublishAsync(IStorageWriter writer, Digest digest, CancellationToken cancellationToken)
+    {
+        var target = RegistryPaths.Blob(digest);
+        if (await driver.FileExistsAsync(target, cancellationToken))
+        {
+            await writer.CancelAsync(cancellationToken);
+            logger.LogDebug("Blob {Digest} already present", digest);
+            return;
+        }
+        await writer.CommitToAsync(target, cancellationToken);
+        logger.LogInformation("Published blob {Digest}", digest);
+    }
+
     /// <summary>Stores small content held in memory (manifests) under its digest, through the same verified path.</summary>
     public async Task PutAsync(ReadOnlyMemory<byte> content, Digest digest, CancellationToken cancellationToken)
     {
@@ -71,7 +88,8 @@ public sealed class BlobStore(IStorageDriver driver, ILogger<BlobStore> logger)
 
 /// <summary>
 /// A new blob being written into an object of its own: hashed as it goes, then verified against the digest and size
-/// it must have, committed and published. Disposed without a successful commit, it leaves nothing behind.
+/// it must have, then published by a commit straight to the blob's path. Disposed without a successful commit, it
+/// leaves nothing behind.
 /// </summary>
 public sealed class BlobWriter : IAsyncDisposable
 {
@@ -116,8 +134,7 @@ public sealed class BlobWriter : IAsyncDisposable
         ended = true;
         try
         {
-            await writer.CommitAsync(cancellationToken);
-            await store.PublishAsync(path, expected, cancellationToken);
+            await store.PublishAsync(writer, expected, cancellationToken);
         }
         catch
         {

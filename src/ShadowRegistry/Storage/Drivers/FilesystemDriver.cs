@@ -365,6 +365,43 @@ public sealed partial class FilesystemDriver : IStorageDriver, ISweepsOwnTempora
             if (syncFolderOnCommit) DurableDirectory.Sync(Path.GetDirectoryName(local)!);
         });
 
+        public Task CommitToAsync(string destinationPath, CancellationToken cancellationToken)
+        {
+            ObjectDisposedException.ThrowIf(ended, this);
+            try
+            {
+                StoragePath.Validate(driver.Name, destinationPath);
+            }
+            catch (InvalidPathException e)
+            {
+                return Task.FromException(e);
+            }
+            var destination = driver.Local(destinationPath);
+            var folder = Path.GetDirectoryName(destination)!;
+            return End(() =>
+            {
+                stream.Flush(flushToDisk: true);
+                DurableDirectory.Create(folder);
+                // First to a private name beside the destination, while our flock still keeps every other writer out
+                // (after this rename none can open the file by its old path), then the lock goes: readers of the
+                // destination must not meet a file still locked by its writer. Only the destination's folder needs a
+                // sync; a rename lost to a crash leaves a dot-temporary, which is swept as debris.
+                var staged = Path.Combine(folder, $".{Guid.NewGuid():N}.tmp");
+                File.Move(local, staged);
+                stream.Dispose();
+                try
+                {
+                    File.Move(staged, destination, overwrite: true);
+                }
+                catch
+                {
+                    AtomicFile.TryDelete(staged);
+                    throw;
+                }
+                DurableDirectory.Sync(folder);
+            });
+        }
+
         private Task End(Action action)
         {
             ObjectDisposedException.ThrowIf(ended, this);

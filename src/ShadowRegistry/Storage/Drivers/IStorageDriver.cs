@@ -114,6 +114,15 @@ public interface IStorageWriter : IAsyncDisposable
 
     /// <summary>Ends this writer and makes the file final and durable: readable at its path on every driver.</summary>
     Task CommitAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Ends this writer and publishes what it wrote at <paramref name="destinationPath"/> instead of its own path,
+    /// replacing the destination as <see cref="IStorageDriver.MoveAsync"/> does (readers see the old object or the
+    /// whole new one); afterwards the writer's own path does not exist. Durable once this returns. One step where a
+    /// commit and a move would be two: the filesystem need not make the temporary's folder durable first, and an
+    /// object store can complete a multipart upload straight at the destination instead of copying it.
+    /// </summary>
+    Task CommitToAsync(string destinationPath, CancellationToken cancellationToken);
 }
 
 /// <summary>An opaque version of an object's content, compared for equality only (an ETag, or a content hash).</summary>

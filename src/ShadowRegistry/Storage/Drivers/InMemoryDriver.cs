@@ -193,6 +193,24 @@ public sealed class InMemoryDriver(InMemoryStore store) : IStorageDriver
             store.Pending.Remove(path);
         });
 
+        public Task CommitToAsync(string destinationPath, CancellationToken cancellationToken)
+        {
+            try
+            {
+                StoragePath.Validate(driverName, destinationPath);
+            }
+            catch (InvalidPathException e)
+            {
+                return Task.FromException(e);
+            }
+            return Step(cancellationToken, ending: true, () =>
+            {
+                store.Objects[destinationPath] = (data.ToArray(), store.Time.GetUtcNow());
+                store.Pending.Remove(path);
+                store.Objects.Remove(path);
+            });
+        }
+
         /// <summary>Runs a step under the gate; a step that ends the writer releases the path even when it fails.</summary>
         private Task Step(CancellationToken cancellationToken, bool ending, Action step)
         {
