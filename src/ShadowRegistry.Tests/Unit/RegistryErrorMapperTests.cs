@@ -42,6 +42,12 @@ public sealed class RegistryErrorMapperTests
         new(new UpstreamUnavailableException("docker.io", "circuit open"), 503, "UNAVAILABLE", "upstream registry docker.io is unavailable: circuit open", null),
         new(new UpstreamBadContentException("docker.io", "bad digest"), 502, "UNAVAILABLE", "upstream registry docker.io sent invalid content: bad digest", null),
         new(new StorageFullException(new IOException("No space left on device", 28)), 507, "UNAVAILABLE", "registry storage is full; try again later", null),
+        new(new ChangeInvalidException("cycle in ahead: a → b → a"), 400, "CHANGE_INVALID", "cycle in ahead: a → b → a", null),
+        new(new ChangeUnknownException(ChangeId.Parse("c1")), 404, "NAME_UNKNOWN", "change c1 is unknown", """{"change":"c1","expired":false}"""),
+        new(new ChangeUnknownException(ChangeId.Parse("c1"), expired: true), 404, "NAME_UNKNOWN", "change c1 expired", """{"change":"c1","expired":true}"""),
+        new(new PromotionConflictException([new PromotionMismatch("app", "latest", null, Expected.ToString())]), 409, "CHANGE_CONFLICT",
+            "promotion refused: 1 base tag(s) are not as expected",
+            $$"""{"mismatches":[{"repository":"app","tag":"latest","actual":"{{Expected}}"}]}"""),
     ];
 
     [Fact]

@@ -21,6 +21,7 @@ public sealed class BlobEndpoints(
         diagnostics.Set("Digest", digest.ToString());
         var found = await repositories.For(target).GetBlobAsync(digest, context.RequestAborted) ?? throw new BlobUnknownException(digest);
         diagnostics.Set("Source", found.Source);
+        SourceHeader.Set(context.Response, found.Source, target);
         switch (found)
         {
             case LocalBlob local:

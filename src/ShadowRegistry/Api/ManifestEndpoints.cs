@@ -27,6 +27,7 @@ public sealed class ManifestEndpoints(
             ?? throw new ManifestUnknownException(reference);
         diagnostics.Set("Source", found.Source);
         diagnostics.Set("Digest", found.Digest.ToString());
+        SourceHeader.Set(context.Response, found.Source, target);
         if (!Accepts(context.Request, found.MediaType))
             throw new ManifestUnknownException(reference, found.MediaType);
 

@@ -32,6 +32,12 @@ public static class RegistryErrorMapper
             UpstreamUnavailableException => new(503, "UNAVAILABLE", message),
             UpstreamBadContentException => new(502, "UNAVAILABLE", message),
             StorageFullException => new(StatusCodes.Status507InsufficientStorage, "UNAVAILABLE", message),
+            ChangeInvalidException => new(400, "CHANGE_INVALID", message),
+            ChangeUnknownException e => new(404, "NAME_UNKNOWN", message, new { change = e.Id.Value, expired = e.Expired }),
+            PromotionConflictException e => new(409, "CHANGE_CONFLICT", message, new
+            {
+                mismatches = e.Mismatches.Select(m => new { repository = m.Repository, tag = m.Tag, expected = m.Expected, actual = m.Actual }),
+            }),
             _ => null,
         };
     }

@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Http.Features;
+using Serilog;
 using ShadowRegistry.Domain;
 using ShadowRegistry.Upstream;
 
@@ -10,50 +11,63 @@ namespace ShadowRegistry.Api;
 /// repository and upstream it stands for.
 /// </summary>
 public sealed class RegistryRoutes(
-    RepositoryResolver resolver,
     BaseEndpoints baseEndpoints,
     BlobEndpoints blobEndpoints,
     UploadEndpoints uploadEndpoints,
     ManifestEndpoints manifestEndpoints,
     TagEndpoints tagEndpoints,
-    ReferrerEndpoints referrerEndpoints)
+    ReferrerEndpoints referrerEndpoints,
+    TargetResolver targets,
+    IDiagnosticContext diagnostics)
 {
-    public Task DispatchAsync(HttpContext context)
+    public async Task DispatchAsync(HttpContext context)
     {
         var path = context.Request.Path.Value ?? "";
         var method = context.Request.Method;
         var route = RouteMatch.Of(context) ?? throw RegistryError.NotFound(path);
         SetBodyLimit(context, route);
-        return route.Kind switch
+        if (route.Kind is RouteKind.VersionCheck or RouteKind.Catalog)
         {
-            RouteKind.VersionCheck => OnlyGet(method, () => baseEndpoints.VersionCheck(context)),
-            RouteKind.Catalog => OnlyGet(method, () => tagEndpoints.CatalogAsync(context)),
-            RouteKind.Tags => OnlyGet(method, () => tagEndpoints.ListAsync(context, Name(route), Target(context, route))),
+            // Through a view these answer as at the root, once the change is known to be live.
+            if (route.Change is not null) await targets.ViewAsync(route.Change, context.RequestAborted);
+            await (route.Kind == RouteKind.VersionCheck
+                ? OnlyGet(method, () => baseEndpoints.VersionCheck(context))
+                : OnlyGet(method, () => tagEndpoints.CatalogAsync(context)));
+            return;
+        }
+        var target = await targets.ResolveAsync(route, context.Request.Query["ns"], context.RequestAborted);
+        if (target.View is { } view)
+        {
+            diagnostics.Set("ChangeId", view.Id.Value);
+        }
+        await (route.Kind switch
+        {
+            RouteKind.Tags => OnlyGet(method, () => tagEndpoints.ListAsync(context, target)),
             RouteKind.Manifest => method switch
             {
-                "GET" or "HEAD" => manifestEndpoints.GetAsync(context, Target(context, route), route.Parameter),
-                "PUT" => manifestEndpoints.PutAsync(context, Target(context, route), route.Parameter),
-                "DELETE" => manifestEndpoints.DeleteAsync(context, Target(context, route), route.Parameter),
+                "GET" or "HEAD" => manifestEndpoints.GetAsync(context, target, route.Parameter),
+                "PUT" => manifestEndpoints.PutAsync(context, target, route.Parameter),
+                "DELETE" => manifestEndpoints.DeleteAsync(context, target, route.Parameter),
                 _ => throw MethodNotAllowed(method),
             },
-            RouteKind.UploadStart => method == "POST" ? uploadEndpoints.StartAsync(context, Target(context, route)) : throw MethodNotAllowed(method),
+            RouteKind.UploadStart => method == "POST" ? uploadEndpoints.StartAsync(context, target) : throw MethodNotAllowed(method),
             RouteKind.Upload => method switch
             {
-                "GET" => uploadEndpoints.StatusAsync(context, Target(context, route), route.Parameter),
-                "PATCH" => uploadEndpoints.PatchAsync(context, Target(context, route), route.Parameter),
-                "PUT" => uploadEndpoints.FinishAsync(context, Target(context, route), route.Parameter),
-                "DELETE" => uploadEndpoints.CancelAsync(context, Target(context, route), route.Parameter),
+                "GET" => uploadEndpoints.StatusAsync(context, target, route.Parameter),
+                "PATCH" => uploadEndpoints.PatchAsync(context, target, route.Parameter),
+                "PUT" => uploadEndpoints.FinishAsync(context, target, route.Parameter),
+                "DELETE" => uploadEndpoints.CancelAsync(context, target, route.Parameter),
                 _ => throw MethodNotAllowed(method),
             },
             RouteKind.Blob => method switch
             {
-                "GET" or "HEAD" => blobEndpoints.GetAsync(context, Target(context, route), ParseDigest(route.Parameter)),
-                "DELETE" => blobEndpoints.DeleteAsync(context, Target(context, route), ParseDigest(route.Parameter)),
+                "GET" or "HEAD" => blobEndpoints.GetAsync(context, target, ParseDigest(route.Parameter)),
+                "DELETE" => blobEndpoints.DeleteAsync(context, target, ParseDigest(route.Parameter)),
                 _ => throw MethodNotAllowed(method),
             },
-            RouteKind.Referrers => OnlyGet(method, () => referrerEndpoints.ListAsync(context, Target(context, route), ParseDigest(route.Parameter))),
+            RouteKind.Referrers => OnlyGet(method, () => referrerEndpoints.ListAsync(context, target, ParseDigest(route.Parameter))),
             _ => throw RegistryError.NotFound(path),
-        };
+        });
     }
 
     /// <summary>
@@ -75,10 +89,6 @@ public sealed class RegistryRoutes(
 
     private static RegistryError MethodNotAllowed(string method) => RegistryError.Unsupported($"method {method} is not supported here");
 
-    private RepositoryTarget Target(HttpContext context, RouteMatch route) => resolver.Resolve(Name(route), context.Request.Query["ns"]);
-
-    private static RepositoryName Name(RouteMatch route) =>
-        RepositoryName.TryParse(route.Name, out var name) ? name : throw new NameInvalidException(route.Name);
 
     public static Digest ParseDigest(string value) =>
         Digest.TryParse(value, out var digest) ? digest : throw new DigestInvalidException($"invalid or unsupported digest '{value}'");

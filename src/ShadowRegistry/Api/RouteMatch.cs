@@ -21,6 +21,19 @@ public enum RouteKind
 /// </summary>
 public sealed partial record RouteMatch(RouteKind Kind, string Name, string Parameter)
 {
+    /// <summary>
+    /// The change whose view the request goes through (the path form "/v2/changes/&lt;id&gt;/&lt;name&gt;/..." or the host
+    /// form "&lt;id&gt;.&lt;suffix&gt;"), as written and not yet validated; null for the base namespace. <see cref="Name"/> then
+    /// still starts with "changes/&lt;id&gt;/" in both forms, so access rules see one name for one repository.
+    /// </summary>
+    public string? Change { get; init; }
+
+    /// <summary>The repository name inside the view (<see cref="Name"/> without the change prefix).</summary>
+    public string RepositoryPart { get; init; } = "";
+
+    /// <summary>Whether the change was addressed by the host rather than by the path.</summary>
+    public bool ByHost { get; init; }
+
     private static readonly object ItemKey = new();
 
     /// <summary>
@@ -31,9 +44,44 @@ public sealed partial record RouteMatch(RouteKind Kind, string Name, string Para
     {
         if (context.Items.TryGetValue(ItemKey, out var cached)) return (RouteMatch?)cached;
         var path = context.Request.Path.Value ?? "";
-        var route = path == "/v2" || path.StartsWith("/v2/", StringComparison.Ordinal) ? Parse(path) : null;
+        var changes = context.RequestServices.GetService<Microsoft.Extensions.Options.IOptions<Changes.ChangeOptions>>()?.Value;
+        var route = path == "/v2" || path.StartsWith("/v2/", StringComparison.Ordinal) ? Parse(path, changes?.PathPrefix) : null;
+        if (route is not null && route.Change is null && changes?.HostSuffix is { Length: > 0 } suffix
+            && context.Request.Host.Host is var host && host.EndsWith("." + suffix, StringComparison.OrdinalIgnoreCase)
+            && host.Length > suffix.Length + 1)
+        {
+            // Host form: the whole OCI API of the change at the root path.
+            var change = host[..^(suffix.Length + 1)].ToLowerInvariant();
+            route = route.Kind is RouteKind.VersionCheck or RouteKind.Catalog
+                ? route with { Change = change, ByHost = true }
+                : route with { Name = $"{changes.PathPrefix}/{change}/{route.Name}", Change = change, RepositoryPart = route.Name, ByHost = true };
+        }
         context.Items[ItemKey] = route;
         return route;
+    }
+
+    /// <summary>
+    /// Like <see cref="Parse(string)"/>, and when <paramref name="changePrefix"/> is given, a name "&lt;prefix&gt;/&lt;id&gt;/&lt;rest&gt;"
+    /// is taken as &lt;rest&gt; seen through change &lt;id&gt;; "/v2/&lt;prefix&gt;/&lt;id&gt;/" is that view's version check.
+    /// </summary>
+    public static RouteMatch? Parse(string path, string? changePrefix)
+    {
+        if (changePrefix is { Length: > 0 } && path.StartsWith($"/v2/{changePrefix}/", StringComparison.Ordinal))
+        {
+            var rest = path[($"/v2/{changePrefix}/".Length)..];
+            var slash = rest.IndexOf('/');
+            if (slash < 0 || slash == rest.Length - 1)
+            {
+                var id = slash < 0 ? rest : rest[..slash];
+                if (id.Length > 0) return new RouteMatch(RouteKind.VersionCheck, "", "") { Change = id };
+            }
+        }
+        var route = Parse(path);
+        if (route is null || changePrefix is not { Length: > 0 } || !route.Name.StartsWith(changePrefix + "/", StringComparison.Ordinal)) return route;
+        var inner = route.Name[(changePrefix.Length + 1)..];
+        var separator = inner.IndexOf('/');
+        if (separator <= 0 || separator == inner.Length - 1) return route; // "changes/<id>" alone names no repository
+        return route with { Change = inner[..separator], RepositoryPart = inner[(separator + 1)..] };
     }
 
     /// <summary>

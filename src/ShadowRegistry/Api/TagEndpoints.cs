@@ -15,13 +15,15 @@ public sealed class TagEndpoints(
     IOptions<RegistryOptions> options,
     IDiagnosticContext diagnostics)
 {
-    public async Task ListAsync(HttpContext context, RepositoryName requested, RepositoryTarget target)
+    public async Task ListAsync(HttpContext context, RepositoryTarget target)
     {
         diagnostics.Set("Repository", target.Local.Value);
-        var list = await repositories.For(target).ListTagsAsync(context.RequestAborted) ?? throw new NameUnknownException(requested);
+        var list = await repositories.For(target).ListTagsAsync(context.RequestAborted) ?? throw new NameUnknownException(target.Requested);
         diagnostics.Set("Source", list.Source);
+        SourceHeader.Set(context.Response, list.Source, target);
         var page = Pagination.Page(context, list.Tags, options.Value.MaxPageSize);
-        await context.Response.WriteAsJsonAsync(new { name = requested.Value, tags = page }, context.RequestAborted);
+        // The name as the client addressed it, view prefix included.
+        await context.Response.WriteAsJsonAsync(new { name = target.ViewPrefix + target.Requested.Value, tags = page }, context.RequestAborted);
     }
 
     public async Task CatalogAsync(HttpContext context)

@@ -12,7 +12,7 @@ public sealed partial class UploadEndpoints(
     UploadStore uploads,
     BlobStore blobs,
     BlobLinks links,
-    RepositoryResolver resolver,
+    TargetResolver targets,
     RepositoryFactory repositories,
     IDiagnosticContext diagnostics,
     ILogger<UploadEndpoints> logger)
@@ -20,7 +20,7 @@ public sealed partial class UploadEndpoints(
     /// <summary>POST: mount from another repository, upload monolithically with ?digest=, or open a session.</summary>
     public async Task StartAsync(HttpContext context, RepositoryTarget target)
     {
-        var name = target.Local;
+        var name = target.Writes;
         diagnostics.Set("Repository", name.Value);
         var query = context.Request.Query;
         var ct = context.RequestAborted;
@@ -31,7 +31,7 @@ public sealed partial class UploadEndpoints(
             diagnostics.Set("Digest", mount.ToString());
             // Only what the source repository itself holds (or its upstream confirms) can be mounted.
             if (RepositoryName.TryParse(query["from"].ToString(), out var fromName)
-                && await repositories.For(target).MountAsync(mount, repositories.For(resolver.Resolve(fromName, query["ns"])), ct))
+                && await repositories.For(target).MountAsync(mount, repositories.For(await targets.ResolveAsync(fromName.Value, query["ns"], ct)), ct))
             {
                 logger.LogInformation("Mounted {Digest} from {From} into {Repository}", mount, fromName, name);
                 BlobCreated(context.Response, target, mount);
@@ -65,7 +65,7 @@ public sealed partial class UploadEndpoints(
     /// <summary>PATCH: append one chunk, which must continue exactly where the upload stands.</summary>
     public async Task PatchAsync(HttpContext context, RepositoryTarget target, string id)
     {
-        var session = await FindAsync(context, target.Local, id);
+        var session = await FindAsync(context, target.Writes, id);
         var rangeStart = ParseContentRange(context.Request, await uploads.SizeAsync(session, context.RequestAborted));
         var size = await uploads.AppendAsync(session, context.Request.Body, rangeStart, context.Request.ContentLength, context.RequestAborted);
         SessionHeaders(context.Response, target, session, size);
@@ -75,7 +75,7 @@ public sealed partial class UploadEndpoints(
     /// <summary>PUT ?digest=: append the optional last chunk, verify and commit. Returns only once the blob is readable.</summary>
     public async Task FinishAsync(HttpContext context, RepositoryTarget target, string id)
     {
-        var name = target.Local;
+        var name = target.Writes;
         var session = await FindAsync(context, name, id);
         var digestValue = context.Request.Query["digest"].ToString();
         if (digestValue.Length == 0) throw new DigestInvalidException("the digest query parameter is required to finish an upload");
@@ -90,7 +90,7 @@ public sealed partial class UploadEndpoints(
     /// <summary>GET: where the upload stands, so a client can resume.</summary>
     public async Task StatusAsync(HttpContext context, RepositoryTarget target, string id)
     {
-        var name = target.Local;
+        var name = target.Writes;
         var session = await FindAsync(context, name, id);
         SessionHeaders(context.Response, target, session, await uploads.SizeAsync(session, context.RequestAborted));
         context.Response.StatusCode = StatusCodes.Status204NoContent;
@@ -98,7 +98,7 @@ public sealed partial class UploadEndpoints(
 
     public async Task CancelAsync(HttpContext context, RepositoryTarget target, string id)
     {
-        var name = target.Local;
+        var name = target.Writes;
         var session = await FindAsync(context, name, id);
         await uploads.CancelAsync(session);
         context.Response.StatusCode = StatusCodes.Status204NoContent;

@@ -36,6 +36,13 @@ public sealed class RegistryOptions
     /// <summary>How often the in-memory catalog is rebuilt from storage, which bounds how stale it can be about other processes' writes.</summary>
     public TimeSpan CatalogRefreshInterval { get; set; } = TimeSpan.FromMinutes(1);
 
+    /// <summary>
+    /// How long this process trusts what it read about speculative changes (a change's record, which repositories its
+    /// overlay holds) before reading it again: the bound on how late it sees changes made by other processes sharing
+    /// the storage. Its own writes are seen at once.
+    /// </summary>
+    public TimeSpan ChangeCacheDuration { get; set; } = TimeSpan.FromSeconds(2);
+
     /// <summary>The storage driver ("Registry:Storage").</summary>
     public StorageOptions Storage { get; set; } = new();
 }

@@ -131,3 +131,24 @@ public sealed class StorageFullException(Exception? innerException = null) : Reg
         return false;
     }
 }
+
+/// <summary>A change id, body or queue the registry cannot take (bad id, bad duration, a cycle in "ahead").</summary>
+public sealed class ChangeInvalidException(string message) : RegistryException(message);
+
+/// <summary>No live change has this id; <see cref="Expired"/> when it existed and ran out of time.</summary>
+public sealed class ChangeUnknownException(ChangeId id, bool expired = false)
+    : RegistryException(expired ? $"change {id} expired" : $"change {id} is unknown")
+{
+    public ChangeId Id { get; } = id;
+    public bool Expired { get; } = expired;
+}
+
+/// <summary>A promotion whose expectations about the base tags do not hold; nothing was changed.</summary>
+public sealed class PromotionConflictException(IReadOnlyList<PromotionMismatch> mismatches)
+    : RegistryException($"promotion refused: {mismatches.Count} base tag(s) are not as expected")
+{
+    public IReadOnlyList<PromotionMismatch> Mismatches { get; } = mismatches;
+}
+
+/// <summary>A base tag that did not hold the digest a promotion expected (null: expected absent / is absent).</summary>
+public sealed record PromotionMismatch(string Repository, string Tag, string? Expected, string? Actual);

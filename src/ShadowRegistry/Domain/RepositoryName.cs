@@ -14,7 +14,19 @@ public sealed partial record RepositoryName
 
     public string Value { get; }
 
-    public override string ToString() => Value;
+    /// <summary>
+    /// The change overlay this name's content lives in, or null for the base namespace. The same name in an overlay
+    /// is a different repository in storage; clients never name overlays directly, they read through a change's view.
+    /// </summary>
+    public Overlay? Overlay { get; private init; }
+
+    /// <summary>This repository's counterpart in <paramref name="overlay"/>.</summary>
+    public RepositoryName In(Overlay overlay) => this with { Overlay = overlay };
+
+    /// <summary>This repository in the base namespace.</summary>
+    public RepositoryName Base => Overlay is null ? this : this with { Overlay = null };
+
+    public override string ToString() => Overlay is null ? Value : $"{Value} ({Overlay})";
 
     public static bool TryParse(string? value, out RepositoryName name)
     {

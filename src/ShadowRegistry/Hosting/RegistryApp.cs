@@ -3,7 +3,9 @@ using Microsoft.Extensions.Options;
 using Serilog;
 using ShadowRegistry.Api;
 using ShadowRegistry.Auth;
+using ShadowRegistry.Changes;
 using ShadowRegistry.Configuration;
+using ShadowRegistry.Domain;
 using ShadowRegistry.Manifests;
 using ShadowRegistry.Repositories;
 using ShadowRegistry.Storage;
@@ -56,8 +58,15 @@ public static class RegistryApp
             .Validate(o => o.BreakAfterFailures > 0 && o.BreakAfterRepositories > 0 && o.BreakDuration > TimeSpan.Zero,
                 "BreakAfterFailures, BreakAfterRepositories and BreakDuration must be positive")
             .ValidateOnStart();
+        builder.Services.AddOptions<ChangeOptions>()
+            .Bind(builder.Configuration.GetSection(ChangeOptions.Section))
+            .Validate(o => ChangeId.TryParse(o.PathPrefix, out _), "Changes:PathPrefix must be one lower-case path component")
+            .Validate(o => o.DefaultTtl > TimeSpan.Zero && o.MaxTtl >= o.DefaultTtl && o.CleanupInterval > TimeSpan.Zero,
+                "Changes:DefaultTtl and CleanupInterval must be positive and MaxTtl at least DefaultTtl")
+            .ValidateOnStart();
         builder.Services.AddSingleton(TimeProvider.System);
         AddStorage(builder.Services);
+        AddChanges(builder.Services);
         AddUpstream(builder.Services);
         AddApi(builder.Services);
         builder.AddRegistryAuth();
@@ -71,6 +80,7 @@ public static class RegistryApp
         app.UseMiddleware<RegistryErrorMiddleware>();
         app.UseRegistryAuth();
         HealthEndpoints.Map(app);
+        app.Services.GetRequiredService<ChangeEndpoints>().Map(app);
         var routes = app.Services.GetRequiredService<RegistryRoutes>();
         app.Map("/v2", routes.DispatchAsync);
         app.Map("/v2/{**path}", routes.DispatchAsync);
@@ -109,12 +119,20 @@ public static class RegistryApp
         services.AddSingleton<UploadStore>();
         services.AddSingleton<CrashDebris>();
         services.AddHostedService<StorageJanitor>();
+        services.AddSingleton<OverlayRepositories>();
         services.AddSingleton<BlobLinks>();
         services.AddSingleton<TagStore>();
         services.AddSingleton<ManifestRevisions>();
         services.AddSingleton<ReferrerIndex>();
         services.AddSingleton<RepositoryCatalog>();
         services.AddSingleton<ManifestService>();
+    }
+
+    private static void AddChanges(IServiceCollection services)
+    {
+        services.AddSingleton<ChangeStore>();
+        services.AddSingleton<ChangeService>();
+        services.AddHostedService<ChangeJanitor>();
     }
 
     private static void AddUpstream(IServiceCollection services)
@@ -167,6 +185,8 @@ public static class RegistryApp
         services.AddSingleton<ManifestEndpoints>();
         services.AddSingleton<TagEndpoints>();
         services.AddSingleton<ReferrerEndpoints>();
+        services.AddSingleton<TargetResolver>();
+        services.AddSingleton<ChangeEndpoints>();
         services.AddSingleton<RegistryRoutes>();
     }
 }

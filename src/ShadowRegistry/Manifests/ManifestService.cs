@@ -20,6 +20,7 @@ public sealed class ManifestService(
     TagStore tags,
     ReferrerIndex referrers,
     RepositoryCatalog catalog,
+    OverlayRepositories overlays,
     ILogger<ManifestService> logger)
 {
     /// <param name="reference">A tag, or the digest the client claims the content has.</param>
@@ -48,6 +49,7 @@ public sealed class ManifestService(
             if (stored != size) throw new ManifestInvalidException($"descriptor of {child} says {size} bytes, the manifest has {stored}");
         }
 
+        await overlays.MarkAsync(repository, cancellationToken);
         var subject = manifest.Subject?.Digest;
         var revision = new ManifestRevision(manifest.MediaType, content.Length, subject?.ToString());
         var referrer = subject is null ? null : new Descriptor

@@ -41,6 +41,13 @@ public sealed class LocalRepository(RepositoryTarget target, ManifestService man
 
     public Task<bool> DeleteBlobAsync(Digest digest, CancellationToken cancellationToken) => links.UnlinkAsync(Name, digest, cancellationToken);
 
+    /// <summary>The size of a manifest this repository records and holds, or null.</summary>
+    public async Task<long?> ManifestSizeAsync(Digest digest, CancellationToken cancellationToken) =>
+        (await manifests.GetAsync(Name, digest.ToString(), cancellationToken))?.Content.Length;
+
+    /// <summary>The tags of a repository in a change overlay (which the catalog does not track), sorted.</summary>
+    public Task<List<string>> ListOverlayTagsAsync(CancellationToken cancellationToken) => tags.ListAsync(Name, cancellationToken);
+
     public async Task<TagList?> ListTagsAsync(CancellationToken cancellationToken) =>
         await catalog.ExistsAsync(Name, cancellationToken) ? new TagList(await tags.ListAsync(Name, cancellationToken), "local") : null;
 

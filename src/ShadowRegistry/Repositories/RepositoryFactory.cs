@@ -6,7 +6,8 @@ namespace ShadowRegistry.Repositories;
 
 /// <summary>
 /// The repository a request acts on, chosen from its resolved target: a purely local name gets a
-/// <see cref="LocalRepository"/>, a name that shadows an upstream gets it wrapped in a <see cref="ShadowingRepository"/>.
+/// <see cref="LocalRepository"/>, a name that shadows an upstream gets it wrapped in a <see cref="ShadowingRepository"/>,
+/// and a request through a speculative change gets that wrapped in a <see cref="ChangeRepository"/>.
 /// Both are cheap views over singleton services, made per request.
 /// </summary>
 public sealed class RepositoryFactory(
@@ -14,12 +15,19 @@ public sealed class RepositoryFactory(
     BlobLinks links,
     TagStore tags,
     RepositoryCatalog catalog,
+    OverlayRepositories overlays,
     ShadowingServices shadowing)
 {
     public IRepository For(RepositoryTarget target)
     {
         var local = new LocalRepository(target, manifests, links, tags, catalog);
-        if (target.Upstream is not { } upstream) return local;
-        return new ShadowingRepository(local, upstream, shadowing);
+        IRepository below = target.Upstream is { } upstream ? new ShadowingRepository(local, upstream, shadowing) : local;
+        if (target.View is not { } view) return below;
+        // Through a change: its own overlay and those ahead, each the same repository name inside that overlay.
+        var layers = view.Layers
+            .Select(change => new ChangeRepository.Layer(change.Overlay.Change,
+                new LocalRepository(target with { Local = target.Local.In(change.Overlay), View = null }, manifests, links, tags, catalog)))
+            .ToList();
+        return new ChangeRepository(below, layers, shadowing.References.For(target), overlays);
     }
 }

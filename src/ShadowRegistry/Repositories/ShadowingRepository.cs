@@ -81,6 +81,9 @@ public sealed class ShadowingRepository(LocalRepository local, UpstreamRepositor
 
     public Task<bool> DeleteBlobAsync(Digest digest, CancellationToken cancellationToken) => local.DeleteBlobAsync(digest, cancellationToken);
 
+    /// <summary>The size of a manifest pushed here locally, or null (the upstream is not asked).</summary>
+    public Task<long?> LocalManifestSizeAsync(Digest digest, CancellationToken cancellationToken) => local.ManifestSizeAsync(digest, cancellationToken);
+
     /// <summary>Local tags merged with the upstream's; the upstream being down must not hide what was pushed here.</summary>
     public async Task<TagList?> ListTagsAsync(CancellationToken cancellationToken)
     {

@@ -5,10 +5,13 @@ using ShadowRegistry.Storage.Drivers;
 namespace ShadowRegistry.Storage;
 
 /// <summary>Which blobs a repository may serve. A link is a small object; creating it also creates the repository.</summary>
-public sealed class BlobLinks(IStorageDriver driver, BlobStore blobs)
+public sealed class BlobLinks(IStorageDriver driver, BlobStore blobs, OverlayRepositories overlays)
 {
-    public Task LinkAsync(RepositoryName repository, Digest digest, CancellationToken cancellationToken) =>
-        driver.PutContentAsync(RegistryPaths.LayerLink(repository, digest), Encoding.ASCII.GetBytes(digest.ToString()), cancellationToken);
+    public async Task LinkAsync(RepositoryName repository, Digest digest, CancellationToken cancellationToken)
+    {
+        await overlays.MarkAsync(repository, cancellationToken);
+        await driver.PutContentAsync(RegistryPaths.LayerLink(repository, digest), Encoding.ASCII.GetBytes(digest.ToString()), cancellationToken);
+    }
 
     /// <summary>Size of a blob this repository can serve: a linked layer/config blob, or one of its manifests.</summary>
     public async Task<long?> GetSizeAsync(RepositoryName repository, Digest digest, CancellationToken cancellationToken)

@@ -12,7 +12,9 @@ public static class RegistryPaths
 {
     public const string Repositories = "/repositories";
 
-    public static string Repository(RepositoryName name) => Repository(name.Value);
+    /// <summary>A repository's folder: below <see cref="Repositories"/>, or below its change's overlay.</summary>
+    public static string Repository(RepositoryName name) =>
+        name.Overlay is { } overlay ? $"{OverlayRoot(overlay)}/repositories/{name.Value}" : Repository(name.Value);
 
     /// <summary>The folder of a repository given by its (valid) name; the catalog walks names before parsing them.</summary>
     public static string Repository(string name) => $"{Repositories}/{name}";
@@ -26,16 +28,16 @@ public static class RegistryPaths
 
     public static string ManifestsDirectory(string repository) => $"{Repository(repository)}/_manifests";
 
-    public static string ManifestsDirectory(RepositoryName name) => ManifestsDirectory(name.Value);
+    public static string ManifestsDirectory(RepositoryName name) => $"{Repository(name)}/_manifests";
 
     /// <summary>Holds one folder per digest algorithm, each holding one record per manifest.</summary>
     public static string RevisionsDirectory(string repository) => $"{ManifestsDirectory(repository)}/revisions";
 
-    public static string ManifestRevision(RepositoryName name, Digest digest) => $"{RevisionsDirectory(name.Value)}/{digest.Algorithm}/{digest.Hex}";
+    public static string ManifestRevision(RepositoryName name, Digest digest) => $"{ManifestsDirectory(name)}/revisions/{digest.Algorithm}/{digest.Hex}";
 
     public static string TagsDirectory(string repository) => $"{ManifestsDirectory(repository)}/tags";
 
-    public static string TagsDirectory(RepositoryName name) => TagsDirectory(name.Value);
+    public static string TagsDirectory(RepositoryName name) => $"{ManifestsDirectory(name)}/tags";
 
     public static string Tag(RepositoryName name, string tag) => $"{TagsDirectory(name)}/{tag}";
 
@@ -43,6 +45,19 @@ public static class RegistryPaths
 
     public static string Referrer(RepositoryName name, Digest subject, Digest referrer) =>
         $"{ReferrersDirectory(name, subject)}/{referrer.Algorithm}-{referrer.Hex}";
+
+    /// <summary>Speculative changes, one folder each: the change's record and its overlays.</summary>
+    public const string Changes = "/changes";
+
+    public static string ChangeFolder(ChangeId id) => $"{Changes}/{id.Value}";
+
+    /// <summary>What the change is (ahead, labels, expiry, generation), replaced atomically on every update.</summary>
+    public static string ChangeRecord(ChangeId id) => $"{ChangeFolder(id)}/change";
+
+    /// <summary>One incarnation's overlay: its repositories' tags, records and links, as below <see cref="Repositories"/>.</summary>
+    public static string OverlayRoot(Overlay overlay) => $"{ChangeFolder(overlay.Change)}/{overlay.Generation}";
+
+    public static string OverlayRepositories(Overlay overlay) => $"{OverlayRoot(overlay)}/repositories";
 
     /// <summary>Every blob once, content-addressed and shared by all repositories.</summary>
     public static string Blob(Digest digest) => $"/blobs/{digest.Algorithm}/{digest.Hex[..2]}/{digest.Hex}";

@@ -72,6 +72,8 @@ public sealed class RepositoryCatalog(IStorageDriver driver, IOptions<RegistryOp
     /// <summary>A manifest was just recorded in <paramref name="repository"/>.</summary>
     public async Task AddedAsync(RepositoryName repository)
     {
+        // The catalog lists the base namespace; a change's overlay is seen only through its view.
+        if (repository.Overlay is not null) return;
         // Not cancellable: the manifest is recorded, so the index must learn about it.
         await changes.WaitAsync(CancellationToken.None);
         try
@@ -88,6 +90,7 @@ public sealed class RepositoryCatalog(IStorageDriver driver, IOptions<RegistryOp
     /// <summary>A manifest or tag was just deleted from <paramref name="repository"/>: it may have been the last one.</summary>
     public async Task RemovedAsync(RepositoryName repository)
     {
+        if (repository.Overlay is not null) return;
         // Not cancellable, like AddedAsync: the delete has happened.
         await changes.WaitAsync(CancellationToken.None);
         try

@@ -1,0 +1,93 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Microsoft.Extensions.Options;
+using ShadowRegistry.Domain;
+using ShadowRegistry.Storage;
+using ShadowRegistry.Storage.Drivers;
+
+namespace ShadowRegistry.Changes;
+
+/// <summary>What a change is, as stored: one small object per change, replaced atomically on every update.</summary>
+public sealed record ChangeRecord(
+    [property: JsonPropertyName("id")] string Id,
+    [property: JsonPropertyName("generation")] string Generation,
+    [property: JsonPropertyName("ahead")] IReadOnlyList<string> Ahead,
+    [property: JsonPropertyName("labels")] IReadOnlyDictionary<string, string> Labels,
+    [property: JsonPropertyName("createdAt")] DateTimeOffset CreatedAt,
+    [property: JsonPropertyName("expiresAt")] DateTimeOffset ExpiresAt)
+{
+    public Overlay Overlay => new(ChangeId.Parse(Id), Generation);
+
+    public bool IsExpired(DateTimeOffset now) => now >= ExpiresAt;
+}
+
+/// <summary>
+/// Change records in the storage driver (<see cref="RegistryPaths.ChangeRecord"/>), read-modify-written only through
+/// the driver's conditional operations, so two processes updating one change never lose each other's update. Reads
+/// are cached for <see cref="Configuration.RegistryOptions.ChangeCacheDuration"/>: every request through a view reads its whole queue, and
+/// this process's own updates replace the cached entry at once.
+/// </summary>
+public sealed class ChangeStore(IStorageDriver driver, IOptions<Configuration.RegistryOptions> options, TimeProvider time)
+{
+    private sealed record Cached(VersionedRecord? Value, DateTimeOffset ReadAt);
+
+    public sealed record VersionedRecord(ChangeRecord Record, StorageVersion Version);
+
+    private readonly ConcurrentDictionary<ChangeId, Cached> cache = new();
+
+    /// <summary>The stored record (expired or not) and its version, or null when there is none.</summary>
+    public async Task<VersionedRecord?> GetAsync(ChangeId id, CancellationToken cancellationToken, bool fresh = false)
+    {
+        var now = time.GetUtcNow();
+        if (!fresh && cache.TryGetValue(id, out var cached) && now - cached.ReadAt < options.Value.ChangeCacheDuration) return cached.Value;
+        var stored = await driver.GetVersionedAsync(RegistryPaths.ChangeRecord(id), cancellationToken);
+        var value = stored is null ? null : new VersionedRecord(Deserialize(stored.Content), stored.Version);
+        cache[id] = new Cached(value, now);
+        return value;
+    }
+
+    /// <summary>Writes a new record when <paramref name="expected"/> is null (none may exist), else replaces that version. False when someone else got there first.</summary>
+    public async Task<bool> TryPutAsync(ChangeRecord record, StorageVersion? expected, CancellationToken cancellationToken)
+    {
+        var id = ChangeId.Parse(record.Id);
+        var content = JsonSerializer.SerializeToUtf8Bytes(record);
+        var path = RegistryPaths.ChangeRecord(id);
+        var written = expected is null
+            ? await driver.PutIfAbsentAsync(path, content, cancellationToken)
+            : await driver.PutIfVersionMatchesAsync(path, content, expected, cancellationToken);
+        cache.TryRemove(id, out _);
+        return written;
+    }
+
+    /// <summary>Removes the record if it still has <paramref name="expected"/>; false when it changed or is gone.</summary>
+    public async Task<bool> TryDeleteAsync(ChangeId id, StorageVersion expected, CancellationToken cancellationToken)
+    {
+        var deleted = await driver.DeleteIfVersionMatchesAsync(RegistryPaths.ChangeRecord(id), expected, cancellationToken);
+        cache.TryRemove(id, out _);
+        return deleted;
+    }
+
+    /// <summary>Every change id with a folder in storage (live, expired, or deleted and not yet removed).</summary>
+    public async Task<IReadOnlyList<ChangeId>> ListIdsAsync(CancellationToken cancellationToken)
+    {
+        var ids = new List<ChangeId>();
+        foreach (var name in await driver.ListOrEmptyAsync(RegistryPaths.Changes, cancellationToken))
+            if (ChangeId.TryParse(name, out var id)) ids.Add(id);
+        return ids;
+    }
+
+    /// <summary>The overlay generations present in storage for the change, whether its record names them or not.</summary>
+    public async Task<IReadOnlyList<string>> ListGenerationsAsync(ChangeId id, CancellationToken cancellationToken) =>
+        (await driver.ListOrEmptyAsync(RegistryPaths.ChangeFolder(id), cancellationToken)).Where(name => name.StartsWith('g')).ToList();
+
+    /// <summary>
+    /// Removes one overlay generation. The change's folder itself stays (with its record, if any): removing it could
+    /// race a create of the same id writing its record into it.
+    /// </summary>
+    public Task RemoveGenerationAsync(ChangeId id, string generation, CancellationToken cancellationToken) =>
+        driver.TryDeleteAsync(RegistryPaths.OverlayRoot(new Overlay(id, generation)), cancellationToken);
+
+    private static ChangeRecord Deserialize(byte[] content) =>
+        JsonSerializer.Deserialize<ChangeRecord>(content) ?? throw new InvalidDataException("empty change record");
+}

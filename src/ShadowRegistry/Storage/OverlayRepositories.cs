@@ -1,0 +1,97 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Options;
+using ShadowRegistry.Configuration;
+using ShadowRegistry.Domain;
+using ShadowRegistry.Storage.Drivers;
+
+namespace ShadowRegistry.Storage;
+
+/// <summary>
+/// Which repositories each change overlay holds anything in. A read through a view asks every overlay of its queue,
+/// most of which hold nothing of the repository asked for; this answers that from memory, so a view with ten
+/// changes ahead costs no more storage reads than the overlays that matter. Built per overlay by one walk of its
+/// folder, re-walked after <see cref="RegistryOptions.ChangeCacheDuration"/> (the bound on how late this process
+/// sees another process's first write into a repository of an overlay); this process's own writes are marked
+/// before they are made, so they are never missed.
+/// </summary>
+public sealed class OverlayRepositories(IStorageDriver driver, IOptions<RegistryOptions> options, TimeProvider time)
+{
+    private sealed class Entry(HashSet<string> names, DateTimeOffset readAt)
+    {
+        public HashSet<string> Names { get; } = names;
+        public DateTimeOffset ReadAt { get; } = readAt;
+    }
+
+    private readonly ConcurrentDictionary<Overlay, Entry> entries = new();
+
+    /// <summary>Whether <paramref name="repository"/> (a name in an overlay) may hold anything; false only when it surely holds nothing.</summary>
+    public async Task<bool> MayHoldAsync(RepositoryName repository, CancellationToken cancellationToken)
+    {
+        if (repository.Overlay is not { } overlay) return true;
+        var entry = await EntryAsync(overlay, cancellationToken);
+        lock (entry.Names) return entry.Names.Contains(repository.Value);
+    }
+
+    /// <summary>The repositories the overlay holds anything in, sorted.</summary>
+    public async Task<IReadOnlyList<string>> ListAsync(Overlay overlay, CancellationToken cancellationToken)
+    {
+        var entry = await EntryAsync(overlay, cancellationToken);
+        lock (entry.Names) return entry.Names.Order(StringComparer.Ordinal).ToList();
+    }
+
+    /// <summary>Called before anything is written into <paramref name="repository"/> when it is in an overlay.</summary>
+    public async Task MarkAsync(RepositoryName repository, CancellationToken cancellationToken)
+    {
+        if (repository.Overlay is not { } overlay) return;
+        var entry = await EntryAsync(overlay, cancellationToken);
+        while (true)
+        {
+            lock (entry.Names) entry.Names.Add(repository.Value);
+            // A re-walk may have replaced the entry meanwhile, copying the names before ours was added: mark that one too.
+            if (!entries.TryGetValue(overlay, out var current) || current == entry) return;
+            entry = current;
+        }
+    }
+
+    /// <summary>Forgets an overlay (deleted): it is walked again if asked about.</summary>
+    public void Forget(Overlay overlay) => entries.TryRemove(overlay, out _);
+
+    private async Task<Entry> EntryAsync(Overlay overlay, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        if (entries.TryGetValue(overlay, out var entry) && now - entry.ReadAt < options.Value.ChangeCacheDuration) return entry;
+        var names = await WalkAsync(RegistryPaths.OverlayRepositories(overlay), cancellationToken);
+        // Marks made while walking must survive the replacement. Names only ever get added: a name that is no longer
+        // there costs a storage read, a missing one would hide content.
+        var fresh = new Entry(names, now);
+        var current = entries.AddOrUpdate(overlay, fresh, (_, old) =>
+        {
+            lock (old.Names) names.UnionWith(old.Names);
+            return fresh;
+        });
+        return current;
+    }
+
+    /// <summary>Repository names below <paramref name="root"/>: folders that hold a "_" folder of their own.</summary>
+    private async Task<HashSet<string>> WalkAsync(string root, CancellationToken cancellationToken)
+    {
+        var found = new HashSet<string>(StringComparer.Ordinal);
+        var pending = new Stack<string>();
+        pending.Push("");
+        while (pending.Count > 0)
+        {
+            var prefix = pending.Pop();
+            var folder = prefix.Length == 0 ? root : $"{root}/{prefix}";
+            foreach (var name in await driver.ListOrEmptyAsync(folder, cancellationToken))
+            {
+                if (name.StartsWith('_'))
+                {
+                    if (prefix.Length > 0) found.Add(prefix);
+                    continue;
+                }
+                pending.Push(prefix.Length == 0 ? name : $"{prefix}/{name}");
+            }
+        }
+        return found;
+    }
+}
