@@ -277,6 +277,8 @@ public sealed class ChangesCommandTests : IDisposable
     [InlineData("show", "c1", "--timeout", "soon")]
     [InlineData("show", "c1", "--url", "ftp://registry")]
     [InlineData("show", "c1", "--bogus")]
+    [InlineData("show", "c1", "-x")]
+    [InlineData("show", "c1", "--insecure=yes")]
     public async Task UsageErrorsExitWith2PrintTheUsageAndSendNothing(params string[] args)
     {
         var run = await RunAsync(args.Where(a => a.Length > 0 || args.Length > 1).ToArray());

@@ -62,6 +62,9 @@ public sealed partial class ChangesOptions
 
     private static readonly HashSet<string> Flags = ["--password-stdin", "--insecure", "--json", "--if-exists", "-h", "--help"];
 
+    private static readonly HashSet<string> Valued =
+        ["--url", "--username", "--token", "--ca-cert", "--timeout", "--ahead", "--ttl", "--label", "--tag", "--expect"];
+
     /// <summary>Parses <paramref name="args"/> (after <c>changes</c>); throws <see cref="ChangesUsageException"/>.</summary>
     public static ChangesOptions Parse(string[] args, Func<string, string?> environment)
     {
@@ -90,6 +93,7 @@ public sealed partial class ChangesOptions
                 name = arg[..equals];
                 value = arg[(equals + 1)..];
             }
+            if (!Flags.Contains(name) && !Valued.Contains(name)) throw new ChangesUsageException($"unknown option '{name}'");
             if (Flags.Contains(name))
             {
                 if (inline) throw new ChangesUsageException($"{name} takes no value");
