@@ -9,6 +9,8 @@ public static class CommandLine
     public const string Usage = """
         Usage: ShadowRegistry [serve] [options]
                ShadowRegistry hash-password [--iterations N]   (password on stdin; prints the hash for Auth:Users)
+               ShadowRegistry changes create|list|show|delete|promote --url <registry url> ...
+                                                             (speculative changes; 'changes --help' for more)
 
         Runs the registry. With no options it stores data under ./data and listens on http://127.0.0.1:5000.
 
@@ -25,6 +27,7 @@ public static class CommandLine
     public static async Task<int> RunAsync(string[] args)
     {
         if (args.Length > 0 && args[0] == "hash-password") return HashPasswordCommand.Run(args[1..]);
+        if (args.Length > 0 && args[0] == "changes") return await ChangesCommand.RunAsync(args[1..]);
         if (args.Any(a => a is "-h" or "--help" or "help"))
         {
             Console.WriteLine(Usage);
