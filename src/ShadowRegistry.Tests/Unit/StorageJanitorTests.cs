@@ -23,7 +23,8 @@ public sealed class StorageJanitorTests : IDisposable
     {
         settings = new RegistryOptions { StorageRoot = root, UploadCleanupInterval = Interval };
         var driver = new ShadowRegistry.Storage.Drivers.FilesystemDriver(root);
-        uploads = new UploadStore(driver, new BlobStore(driver, NullLogger<BlobStore>.Instance), hashStates, clock, NullLogger<UploadStore>.Instance);
+        var metrics = new ShadowRegistry.Observability.RegistryMetrics();
+        uploads = new UploadStore(driver, new BlobStore(driver, metrics, NullLogger<BlobStore>.Instance), hashStates, clock, metrics, NullLogger<UploadStore>.Instance);
         debris = new CrashDebris(driver, clock, NullLogger<CrashDebris>.Instance);
     }
 

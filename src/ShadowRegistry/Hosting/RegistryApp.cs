@@ -5,6 +5,7 @@ using ShadowRegistry.Api;
 using ShadowRegistry.Auth;
 using ShadowRegistry.Configuration;
 using ShadowRegistry.Manifests;
+using ShadowRegistry.Observability;
 using ShadowRegistry.Repositories;
 using ShadowRegistry.Storage;
 using ShadowRegistry.Storage.Drivers;
@@ -30,6 +31,7 @@ public static class RegistryApp
             ["--data"] = $"{RegistryOptions.Section}:{nameof(RegistryOptions.StorageRoot)}",
             ["--listen"] = "urls",
             ["--log-format"] = RegistryLogging.FormatKey,
+            ["--metrics-listen"] = $"{MetricsOptions.Section}:{nameof(MetricsOptions.Listen)}",
         });
         if (string.IsNullOrEmpty(builder.Configuration["urls"])) builder.WebHost.UseUrls(DefaultUrl);
 
@@ -57,6 +59,7 @@ public static class RegistryApp
                 "BreakAfterFailures, BreakAfterRepositories and BreakDuration must be positive")
             .ValidateOnStart();
         builder.Services.AddSingleton(TimeProvider.System);
+        AddMetrics(builder);
         AddStorage(builder.Services);
         AddUpstream(builder.Services);
         AddApi(builder.Services);
@@ -68,9 +71,11 @@ public static class RegistryApp
         var app = builder.Build();
         app.Lifetime.ApplicationStarted.Register(() => LogBanner(app));
         app.UseSerilogRequestLogging(RegistryLogging.ConfigureRequestLogging);
+        app.UseMiddleware<HttpMetricsMiddleware>();
         app.UseMiddleware<RegistryErrorMiddleware>();
         app.UseRegistryAuth();
         HealthEndpoints.Map(app);
+        MetricsEndpoint.Map(app);
         var routes = app.Services.GetRequiredService<RegistryRoutes>();
         app.Map("/v2", routes.DispatchAsync);
         app.Map("/v2/{**path}", routes.DispatchAsync);
@@ -86,10 +91,22 @@ public static class RegistryApp
         var upstreams = app.Services.GetRequiredService<IOptions<ShadowOptions>>().Value.Upstreams;
         var auth = app.Services.GetRequiredService<IOptions<AuthOptions>>().Value;
         app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("ShadowRegistry").LogInformation(
-            "ShadowRegistry listening on {Urls}; {Driver} storage at {StorageRoot}; upstreams: {Upstreams}; authentication: {AuthMode}",
+            "ShadowRegistry listening on {Urls}; {Driver} storage at {StorageRoot}; upstreams: {Upstreams}; authentication: {AuthMode}; metrics: {Metrics}",
             string.Join(' ', app.Urls), registry.Storage.Driver, Path.GetFullPath(registry.StorageRoot),
             upstreams.Count == 0 ? "none" : string.Join(", ", upstreams.Select(u => $"{u.Key}={u.Value.Url}{(u.Value.Default ? " (default)" : "")}")),
-            !auth.IsEnabled ? "off" : auth.AnonymousPull ? "tokens, anonymous pull" : "tokens, restricted");
+            !auth.IsEnabled ? "off" : auth.AnonymousPull ? "tokens, anonymous pull" : "tokens, restricted",
+            MetricsEndpoint.Describe(app.Services));
+    }
+
+    private static void AddMetrics(WebApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<MetricsOptions>()
+            .Bind(builder.Configuration.GetSection(MetricsOptions.Section))
+            .Validate(o => o.ListenUrls.All(MetricsOptions.IsValidUrl), "Registry:Metrics:Listen must be http:// or https:// URLs with no path, ';'-separated")
+            .ValidateOnStart();
+        builder.Services.AddSingleton<RegistryMetrics>();
+        builder.Services.AddSingleton<MetricsServer>();
+        builder.Services.AddHostedService(provider => provider.GetRequiredService<MetricsServer>());
     }
 
     private static void AddStorage(IServiceCollection services)

@@ -1,4 +1,5 @@
 using ShadowRegistry.Domain;
+using ShadowRegistry.Observability;
 using ShadowRegistry.Storage;
 
 namespace ShadowRegistry.Manifests;
@@ -20,6 +21,7 @@ public sealed class ManifestService(
     TagStore tags,
     ReferrerIndex referrers,
     RepositoryCatalog catalog,
+    RegistryMetrics metrics,
     ILogger<ManifestService> logger)
 {
     /// <param name="reference">A tag, or the digest the client claims the content has.</param>
@@ -75,6 +77,7 @@ public sealed class ManifestService(
             // landed; a tag must never point at a manifest the repository no longer records, so restore it.
             if (await revisions.GetAsync(repository, digest, cancellationToken) is null) await RecordAsync();
         }
+        metrics.ManifestPushed(MediaTypes.IsIndex(manifest.MediaType));
         logger.LogInformation("Stored manifest {Digest} ({MediaType}) in {Repository} as {Reference}", digest, manifest.MediaType, repository, reference);
         return new PushedManifest(digest, subject);
     }
