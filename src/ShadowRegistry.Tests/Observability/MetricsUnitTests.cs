@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Http;
+using Prometheus;
 using ShadowRegistry.Observability;
 using ShadowRegistry.Upstream;
 
@@ -29,6 +30,39 @@ public sealed class MetricsUnitTests
         var context = new DefaultHttpContext();
         context.Request.Path = path;
         Assert.Equal(expected, HttpMetricsMiddleware.RouteLabel(context));
+    }
+
+    [Fact]
+    public async Task NamesFollowThePrometheusConventions()
+    {
+        var text = await ScrapeTextAsync(new RegistryMetrics());
+        var types = text.Split('\n').Where(line => line.StartsWith("# TYPE ", StringComparison.Ordinal))
+            .Select(line => line.Split(' ')).ToDictionary(parts => parts[2], parts => parts[3]);
+        Assert.True(types.Count >= 17, string.Join(", ", types.Keys));
+        foreach (var (name, type) in types)
+        {
+            Assert.Matches("^shadowregistry_[a-z]+(_[a-z]+)*$", name);
+            switch (type)
+            {
+                case "counter":
+                    Assert.EndsWith("_total", name);
+                    break;
+                case "histogram":
+                    Assert.True(name.EndsWith("_seconds", StringComparison.Ordinal) || name.EndsWith("_bytes", StringComparison.Ordinal), name);
+                    break;
+                default:
+                    Assert.Equal("gauge", type);
+                    Assert.False(name.EndsWith("_total", StringComparison.Ordinal), name);
+                    break;
+            }
+        }
+    }
+
+    private static async Task<string> ScrapeTextAsync(RegistryMetrics metrics)
+    {
+        using var stream = new MemoryStream();
+        await metrics.Registry.CollectAndExportAsTextAsync(stream);
+        return System.Text.Encoding.UTF8.GetString(stream.ToArray());
     }
 
     [Fact]
