@@ -3,7 +3,9 @@ using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 using ShadowRegistry.Configuration;
 using ShadowRegistry.Domain;
+using ShadowRegistry.Observability;
 using ShadowRegistry.Storage;
+using ShadowRegistry.Tests.Infrastructure;
 
 namespace ShadowRegistry.Tests.Unit;
 
@@ -16,6 +18,7 @@ public sealed class StorageJanitorTests : IDisposable
     private readonly FakeTimeProvider clock = new(DateTimeOffset.UtcNow);
     private readonly RegistryOptions settings;
     private readonly UploadHashStates hashStates = new();
+    private readonly RegistryMetrics metrics = new();
     private readonly UploadStore uploads;
     private readonly CrashDebris debris;
 
@@ -23,7 +26,7 @@ public sealed class StorageJanitorTests : IDisposable
     {
         settings = new RegistryOptions { StorageRoot = root, UploadCleanupInterval = Interval };
         var driver = new ShadowRegistry.Storage.Drivers.FilesystemDriver(root);
-        uploads = new UploadStore(driver, new BlobStore(driver, NullLogger<BlobStore>.Instance), hashStates, clock, NullLogger<UploadStore>.Instance);
+        uploads = new UploadStore(driver, new BlobStore(driver, metrics, NullLogger<BlobStore>.Instance), hashStates, clock, metrics, NullLogger<UploadStore>.Instance);
         debris = new CrashDebris(driver, clock, NullLogger<CrashDebris>.Instance);
     }
 
@@ -96,6 +99,27 @@ public sealed class StorageJanitorTests : IDisposable
         clock.Advance(settings.UploadExpiry);
         Assert.False(Directory.Exists(Path.Join(root, session.Directory)));
         await janitor.StopAsync(CancellationToken.None);
+    }
+
+    [Fact]
+    public async Task TheInFlightGaugeFollowsSessionsPurgedHereOrEndedElsewhere()
+    {
+        RepositoryName.TryParse("janitor/app", out var repository);
+        var abandoned = await uploads.StartAsync(repository, CancellationToken.None);
+        var endedElsewhere = await uploads.StartAsync(repository, CancellationToken.None);
+        var cancelled = await uploads.StartAsync(repository, CancellationToken.None);
+        await uploads.StartAsync(repository, CancellationToken.None);
+        Assert.Equal(4, (await MetricsScrape.Of(metrics)).Value("shadowregistry_upload_sessions_in_flight"));
+
+        await uploads.CancelAsync(cancelled);
+        Assert.Equal(3, (await MetricsScrape.Of(metrics)).Value("shadowregistry_upload_sessions_in_flight"));
+
+        var expiry = TimeSpan.FromHours(1);
+        System.IO.File.SetLastWriteTimeUtc(Path.Join(root, abandoned.DataPath), (clock.GetUtcNow() - expiry - TimeSpan.FromMinutes(1)).UtcDateTime);
+        // Another process sharing the store finished this one: this process only learns it from the store.
+        Directory.Delete(Path.Join(root, endedElsewhere.Directory), recursive: true);
+        Assert.Equal(1, await uploads.PurgeAbandonedAsync(expiry, CancellationToken.None));
+        Assert.Equal(1, (await MetricsScrape.Of(metrics)).Value("shadowregistry_upload_sessions_in_flight"));
     }
 
     public void Dispose()

@@ -4,6 +4,8 @@ using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 using Polly.CircuitBreaker;
 using Polly.Timeout;
+using ShadowRegistry.Observability;
+using ShadowRegistry.Tests.Infrastructure;
 using ShadowRegistry.Upstream;
 
 namespace ShadowRegistry.Tests.Upstream;
@@ -14,6 +16,7 @@ public sealed class UpstreamHealthTests
     private static readonly UpstreamRegistry Registry = new("up.test", new Uri("http://up.test"), null, null, true, false);
 
     private readonly FakeTimeProvider clock = new();
+    private readonly RegistryMetrics metrics = new();
     private readonly ScriptedHandler upstream = new();
     private readonly HttpMessageInvoker invoker;
     private readonly HostHealth host;
@@ -21,8 +24,8 @@ public sealed class UpstreamHealthTests
     public UpstreamHealthTests()
     {
         var settings = new ShadowOptions { BreakAfterFailures = 3, BreakAfterRepositories = 2, BreakDuration = TimeSpan.FromMinutes(1) };
-        var health = new UpstreamHealth(Options.Create(settings), clock, NullLogger<UpstreamHealth>.Instance);
-        invoker = new HttpMessageInvoker(new UpstreamHealthHandler(health) { InnerHandler = upstream });
+        var health = new UpstreamHealth(Options.Create(settings), clock, metrics, NullLogger<UpstreamHealth>.Instance);
+        invoker = new HttpMessageInvoker(new UpstreamHealthHandler(health, metrics, clock) { InnerHandler = upstream });
         host = health.For(Request("any/repo"));
     }
 
@@ -174,6 +177,30 @@ public sealed class UpstreamHealthTests
         release.SetResult();
         using (await probe) { }
         Assert.False(host.IsOpen);
+    }
+
+    [Fact]
+    public async Task MetricsCountEachAttemptByOutcomeAndFollowTheCircuit()
+    {
+        await SendAsync("team/app", Status(HttpStatusCode.NotFound));
+        await SendAsync("team/app", Status(HttpStatusCode.BadGateway));
+        for (var i = 0; i < 3; i++) await SendAsync("team/app", Refused);
+        Assert.True(host.IsOpen);
+        await Assert.ThrowsAsync<BrokenCircuitException>(() => SendAsync("team/app", Status(HttpStatusCode.OK)));
+        var open = await MetricsScrape.Of(metrics);
+        Assert.Equal(1, open.Value("shadowregistry_upstream_requests_total", ("upstream", "up.test"), ("outcome", "answered"), ("status", "404")));
+        Assert.Equal(1, open.Value("shadowregistry_upstream_requests_total", ("upstream", "up.test"), ("outcome", "failed"), ("status", "502")));
+        Assert.Equal(3, open.Value("shadowregistry_upstream_requests_total", ("upstream", "up.test"), ("outcome", "unreachable"), ("status", "none")));
+        Assert.Equal(1, open.Value("shadowregistry_upstream_requests_total", ("upstream", "up.test"), ("outcome", "rejected"), ("status", "none")));
+        Assert.Equal(6, open.Value("shadowregistry_upstream_request_duration_seconds_count", ("upstream", "up.test")));
+        Assert.Equal(1, open.Value("shadowregistry_upstream_circuit_open", ("upstream", "up.test")));
+
+        // The probe after the break is answered: closed again.
+        clock.Advance(TimeSpan.FromMinutes(1));
+        await SendAsync("team/app", Status(HttpStatusCode.OK));
+        var closed = await MetricsScrape.Of(metrics);
+        Assert.Equal(0, closed.Value("shadowregistry_upstream_circuit_open", ("upstream", "up.test")));
+        Assert.Equal(1, closed.Value("shadowregistry_upstream_requests_total", ("upstream", "up.test"), ("outcome", "answered"), ("status", "200")));
     }
 
     [Theory]

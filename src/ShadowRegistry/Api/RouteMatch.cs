@@ -37,6 +37,25 @@ public sealed partial record RouteMatch(RouteKind Kind, string Name, string Para
     private static readonly object ItemKey = new();
 
     /// <summary>
+    /// The endpoint's template, e.g. <c>/v2/{name}/manifests/{reference}</c>: what logs and metrics name a request by,
+    /// never the path itself (repository names and digests would make every request a label value of its own).
+    /// </summary>
+    public string Template => Change is null ? BaseTemplate : BaseTemplate.Replace("/v2/", "/v2/{change}/", StringComparison.Ordinal);
+
+    private string BaseTemplate => Kind switch
+    {
+        RouteKind.VersionCheck => "/v2/",
+        RouteKind.Catalog => "/v2/_catalog",
+        RouteKind.Tags => "/v2/{name}/tags/list",
+        RouteKind.Manifest => "/v2/{name}/manifests/{reference}",
+        RouteKind.UploadStart => "/v2/{name}/blobs/uploads/",
+        RouteKind.Upload => "/v2/{name}/blobs/uploads/{id}",
+        RouteKind.Blob => "/v2/{name}/blobs/{digest}",
+        RouteKind.Referrers => "/v2/{name}/referrers/{digest}",
+        _ => throw new InvalidOperationException($"no template for {Kind}"),
+    };
+
+    /// <summary>
     /// The request's route, parsed once per request and kept with it: authorization and dispatch both need it, and
     /// must agree on it. Null when the path is not a registry API path.
     /// </summary>

@@ -1,6 +1,7 @@
 using System.Text.RegularExpressions;
 using Serilog;
 using ShadowRegistry.Domain;
+using ShadowRegistry.Observability;
 using ShadowRegistry.Repositories;
 using ShadowRegistry.Storage;
 using ShadowRegistry.Upstream;
@@ -46,7 +47,7 @@ public sealed partial class UploadEndpoints(
             var digest = RegistryRoutes.ParseDigest(digestValue.ToString());
             diagnostics.Set("Digest", digest.ToString());
             // Monolithic: no session, just a blob writer of its own; on any failure nothing is left behind.
-            await using (var writer = await blobs.NewWriterAsync(digest.Algorithm, ct))
+            await using (var writer = await blobs.NewWriterAsync(digest.Algorithm, BlobSource.Upload, ct))
             {
                 await StreamCopy.CopyAsync(context.Request.Body, writer, ct);
                 await writer.CommitAsync(digest, context.Request.ContentLength, ct);

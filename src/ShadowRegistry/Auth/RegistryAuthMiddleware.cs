@@ -2,6 +2,7 @@ using Microsoft.Extensions.Options;
 using Serilog;
 using ShadowRegistry.Api;
 using ShadowRegistry.Domain;
+using ShadowRegistry.Observability;
 using ShadowRegistry.Upstream;
 
 namespace ShadowRegistry.Auth;
@@ -26,6 +27,7 @@ public sealed class RegistryAuthMiddleware(
     TokenService tokens,
     RepositoryResolver resolver,
     IDiagnosticContext diagnostics,
+    RegistryMetrics metrics,
     ILogger<RegistryAuthMiddleware> logger)
 {
     private const string Anonymous = "(anonymous)";
@@ -54,6 +56,7 @@ public sealed class RegistryAuthMiddleware(
             {
                 logger.LogWarning("Refused {Method} {Repository} ({Action}): {Reason}",
                     context.Request.Method, need.Name, need.Action, rejection!.Reason);
+                metrics.AuthFailure("invalid_token");
                 throw Refusal(context, need, 401, "UNAUTHORIZED", $"authentication required: {rejection.Reason}", "invalid_token");
             }
             token = valid;
@@ -64,7 +67,8 @@ public sealed class RegistryAuthMiddleware(
         if (route.Kind == RouteKind.VersionCheck)
         {
             // Clients probe /v2/ to learn how to authenticate; Docker only looks for the challenge on a 401, so an
-            // unauthenticated probe gets one in both modes (anonymous clients then fetch an anonymous token).
+            // unauthenticated probe gets one in both modes (anonymous clients then fetch an anonymous token). That
+            // challenge is the handshake every client goes through, not a failure, so it is not counted as one.
             if (token is null) throw Refusal(context, need, 401, "UNAUTHORIZED", "authentication required", null);
             await next(context);
             return;
@@ -75,6 +79,7 @@ public sealed class RegistryAuthMiddleware(
             logger.LogWarning("Denied {Method} {Repository} ({Action}) to {User}: {Reason}",
                 context.Request.Method, need.Name, need.Action, user,
                 token is null ? "no token" : "the token does not grant it");
+            metrics.AuthFailure(token is null ? "no_token" : "insufficient_scope");
             throw token?.Subject is null
                 ? Refusal(context, need, 401, "UNAUTHORIZED", "authentication required", token is null ? null : "insufficient_scope")
                 : Refusal(context, need, 403, "DENIED", "requested access to the resource is denied", "insufficient_scope");

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
 using Serilog;
 using ShadowRegistry.Api;
+using ShadowRegistry.Observability;
 
 namespace ShadowRegistry.Auth;
 
@@ -22,6 +23,7 @@ public sealed class TokenEndpoint(
     AccessPolicy policy,
     TokenService tokens,
     IDiagnosticContext diagnostics,
+    RegistryMetrics metrics,
     ILogger<TokenEndpoint> logger)
 {
     /// <summary>The most scopes one request may ask for; clients ask for a handful (a push with mounts: one per source).</summary>
@@ -54,6 +56,7 @@ public sealed class TokenEndpoint(
                 diagnostics.Set("User", given.User);
                 logger.LogDebug("Token refused for {User}: too many failed logins {Scope} (requested {Scopes})",
                     given.User, throttled.Scope == LoginThrottleScope.User ? "for the user" : "from the address", Describe(requested));
+                metrics.AuthFailure("throttled");
                 throw TooManyFailures(throttled);
             }
             user = check.User;
@@ -61,12 +64,14 @@ public sealed class TokenEndpoint(
             {
                 diagnostics.Set("User", given.User);
                 logger.LogWarning("Token refused for {User}: unknown user or wrong password (requested {Scopes})", given.User, Describe(requested));
+                metrics.AuthFailure("bad_credentials");
                 throw Unauthorized(request, "invalid username or password");
             }
         }
         else if (!policy.AnonymousPull)
         {
             logger.LogInformation("Token refused to an anonymous client: this registry requires authentication (requested {Scopes})", Describe(requested));
+            metrics.AuthFailure("anonymous_refused");
             throw Unauthorized(request, "authentication required");
         }
 

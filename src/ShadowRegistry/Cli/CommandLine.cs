@@ -18,6 +18,7 @@ public static class CommandLine
           --data <folder>          storage root (Registry:StorageRoot)
           --listen <url>           listen address(es), ';'-separated (urls)
           --log-format text|json   console log format (Registry:LogFormat)
+          --metrics-listen <url>   serve /metrics only there, not on --listen (Registry:Metrics:Listen)
           --<Section>:<Key> <v>    any configuration key, e.g. --Registry:MaxManifestBytes 8388608
           -h, --help               this text
         Configuration is also read from appsettings.json beside the binary and from environment variables

@@ -7,6 +7,7 @@ using ShadowRegistry.Changes;
 using ShadowRegistry.Configuration;
 using ShadowRegistry.Domain;
 using ShadowRegistry.Manifests;
+using ShadowRegistry.Observability;
 using ShadowRegistry.Repositories;
 using ShadowRegistry.Storage;
 using ShadowRegistry.Storage.Drivers;
@@ -32,6 +33,7 @@ public static class RegistryApp
             ["--data"] = $"{RegistryOptions.Section}:{nameof(RegistryOptions.StorageRoot)}",
             ["--listen"] = "urls",
             ["--log-format"] = RegistryLogging.FormatKey,
+            ["--metrics-listen"] = $"{MetricsOptions.Section}:{nameof(MetricsOptions.Listen)}",
         });
         if (string.IsNullOrEmpty(builder.Configuration["urls"])) builder.WebHost.UseUrls(DefaultUrl);
 
@@ -65,6 +67,7 @@ public static class RegistryApp
                 "Changes:DefaultTtl and CleanupInterval must be positive and MaxTtl at least DefaultTtl")
             .ValidateOnStart();
         builder.Services.AddSingleton(TimeProvider.System);
+        AddMetrics(builder);
         AddStorage(builder.Services);
         AddChanges(builder.Services);
         AddUpstream(builder.Services);
@@ -77,9 +80,11 @@ public static class RegistryApp
         var app = builder.Build();
         app.Lifetime.ApplicationStarted.Register(() => LogBanner(app));
         app.UseSerilogRequestLogging(RegistryLogging.ConfigureRequestLogging);
+        app.UseMiddleware<HttpMetricsMiddleware>();
         app.UseMiddleware<RegistryErrorMiddleware>();
         app.UseRegistryAuth();
         HealthEndpoints.Map(app);
+        MetricsEndpoint.Map(app);
         app.Services.GetRequiredService<ChangeEndpoints>().Map(app);
         var routes = app.Services.GetRequiredService<RegistryRoutes>();
         app.Map("/v2", routes.DispatchAsync);
@@ -96,10 +101,22 @@ public static class RegistryApp
         var upstreams = app.Services.GetRequiredService<IOptions<ShadowOptions>>().Value.Upstreams;
         var auth = app.Services.GetRequiredService<IOptions<AuthOptions>>().Value;
         app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("ShadowRegistry").LogInformation(
-            "ShadowRegistry listening on {Urls}; {Driver} storage at {StorageRoot}; upstreams: {Upstreams}; authentication: {AuthMode}",
+            "ShadowRegistry listening on {Urls}; {Driver} storage at {StorageRoot}; upstreams: {Upstreams}; authentication: {AuthMode}; metrics: {Metrics}",
             string.Join(' ', app.Urls), registry.Storage.Driver, Path.GetFullPath(registry.StorageRoot),
             upstreams.Count == 0 ? "none" : string.Join(", ", upstreams.Select(u => $"{u.Key}={u.Value.Url}{(u.Value.Default ? " (default)" : "")}")),
-            !auth.IsEnabled ? "off" : auth.AnonymousPull ? "tokens, anonymous pull" : "tokens, restricted");
+            !auth.IsEnabled ? "off" : auth.AnonymousPull ? "tokens, anonymous pull" : "tokens, restricted",
+            MetricsEndpoint.Describe(app.Services));
+    }
+
+    private static void AddMetrics(WebApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<MetricsOptions>()
+            .Bind(builder.Configuration.GetSection(MetricsOptions.Section))
+            .Validate(o => o.ListenUrls.All(MetricsOptions.IsValidUrl), "Registry:Metrics:Listen must be http:// or https:// URLs with no path, ';'-separated")
+            .ValidateOnStart();
+        builder.Services.AddSingleton<RegistryMetrics>();
+        builder.Services.AddSingleton<MetricsServer>();
+        builder.Services.AddHostedService(provider => provider.GetRequiredService<MetricsServer>());
     }
 
     private static void AddStorage(IServiceCollection services)

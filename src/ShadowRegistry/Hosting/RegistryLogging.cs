@@ -47,16 +47,5 @@ public static class RegistryLogging
         };
     }
 
-    private static string Template(HttpContext context) => RouteMatch.Of(context)?.Kind switch
-    {
-        RouteKind.VersionCheck => "/v2/",
-        RouteKind.Catalog => "/v2/_catalog",
-        RouteKind.Tags => "/v2/{name}/tags/list",
-        RouteKind.Manifest => "/v2/{name}/manifests/{reference}",
-        RouteKind.UploadStart => "/v2/{name}/blobs/uploads/",
-        RouteKind.Upload => "/v2/{name}/blobs/uploads/{id}",
-        RouteKind.Blob => "/v2/{name}/blobs/{digest}",
-        RouteKind.Referrers => "/v2/{name}/referrers/{digest}",
-        _ => context.Request.Path.Value ?? "",
-    };
+    private static string Template(HttpContext context) => RouteMatch.Of(context)?.Template ?? context.Request.Path.Value ?? "";
 }

@@ -1,4 +1,5 @@
 using ShadowRegistry.Domain;
+using ShadowRegistry.Observability;
 using ShadowRegistry.Storage;
 
 namespace ShadowRegistry.Manifests;
@@ -21,6 +22,7 @@ public sealed class ManifestService(
     ReferrerIndex referrers,
     RepositoryCatalog catalog,
     OverlayRepositories overlays,
+    RegistryMetrics metrics,
     ILogger<ManifestService> logger)
 {
     /// <param name="reference">A tag, or the digest the client claims the content has.</param>
@@ -85,6 +87,7 @@ public sealed class ManifestService(
                 await IndexReferrerAsync();
             }
         }
+        metrics.ManifestPushed(MediaTypes.IsIndex(manifest.MediaType));
         logger.LogInformation("Stored manifest {Digest} ({MediaType}) in {Repository} as {Reference}", digest, manifest.MediaType, repository, reference);
         return new PushedManifest(digest, subject);
     }

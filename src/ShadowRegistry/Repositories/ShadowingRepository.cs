@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Options;
 using ShadowRegistry.Domain;
 using ShadowRegistry.Manifests;
+using ShadowRegistry.Observability;
 using ShadowRegistry.Storage;
 using ShadowRegistry.Upstream;
 
@@ -21,6 +22,7 @@ public sealed class ShadowingRepository(LocalRepository local, UpstreamRepositor
     private readonly UpstreamBlobForwarder forwarder = services.Forwarder;
     private readonly bool cacheBlobs = services.Options.Value.CacheBlobs;
     private readonly ILogger logger = services.Logger;
+    private readonly RegistryMetrics metrics = services.Metrics;
 
     public RepositoryTarget Target => local.Target;
 
@@ -46,8 +48,13 @@ public sealed class ShadowingRepository(LocalRepository local, UpstreamRepositor
     /// <summary>Local link, else the pull-through cache, else bytes already held once the upstream confirms them, else the upstream.</summary>
     public async Task<FoundBlob?> GetBlobAsync(Digest digest, CancellationToken cancellationToken)
     {
+        // Its own blob is no cache event; from here on the read is about the upstream's content.
         if (await local.GetBlobAsync(digest, cancellationToken) is { } found) return found;
-        if (await local.GetCachedBlobAsync(digest, cancellationToken) is { } cached) return cached;
+        if (await local.GetCachedBlobAsync(digest, cancellationToken) is { } cached)
+        {
+            metrics.UpstreamCache("blob", hit: true);
+            return cached;
+        }
         if (cacheBlobs && await blobs.GetSizeAsync(digest, cancellationToken) is { } held)
         {
             // The bytes are here already (pushed or cached for another repository). Only the upstream's word that
@@ -57,9 +64,11 @@ public sealed class ShadowingRepository(LocalRepository local, UpstreamRepositor
             if (upstreamSize == held)
             {
                 await local.CacheBlobAsync(digest, cancellationToken);
+                metrics.UpstreamCache("blob", hit: true);
                 return new LocalBlob(digest, held, "cache");
             }
         }
+        metrics.UpstreamCache("blob", hit: false);
         return new UpstreamBlob(digest, context => ServeFromUpstreamAsync(context, digest));
     }
 
@@ -135,4 +144,5 @@ public sealed record ShadowingServices(
     UpstreamBlobFetcher Fetcher,
     UpstreamBlobForwarder Forwarder,
     IOptions<ShadowOptions> Options,
+    RegistryMetrics Metrics,
     ILogger<ShadowingRepository> Logger);

@@ -1,4 +1,5 @@
 using ShadowRegistry.Domain;
+using ShadowRegistry.Observability;
 using ShadowRegistry.Storage.Drivers;
 
 namespace ShadowRegistry.Storage;
@@ -9,7 +10,7 @@ namespace ShadowRegistry.Storage;
 /// data, or a <see cref="BlobWriter"/>'s temporary), so whoever sees the blob sees all of it. No locks: two uploads of
 /// the same digest publish identical bytes, and whichever move lands last replaces an identical file.
 /// </summary>
-public sealed class BlobStore(IStorageDriver driver, ILogger<BlobStore> logger)
+public sealed class BlobStore(IStorageDriver driver, RegistryMetrics metrics, ILogger<BlobStore> logger)
 {
     public async Task<long?> GetSizeAsync(Digest digest, CancellationToken cancellationToken) =>
         (await StatAsync(digest, cancellationToken))?.Size;
@@ -27,18 +28,20 @@ public sealed class BlobStore(IStorageDriver driver, ILogger<BlobStore> logger)
         driver.RedirectUrlAsync(RegistryPaths.Blob(digest), method, cancellationToken);
 
     /// <summary>A writer for a new blob hashed with <paramref name="algorithm"/>, verified and published by its commit.</summary>
-    public async Task<BlobWriter> NewWriterAsync(string algorithm, CancellationToken cancellationToken)
+    /// <param name="source">What the blob is, for the commit metrics.</param>
+    public async Task<BlobWriter> NewWriterAsync(string algorithm, BlobSource source, CancellationToken cancellationToken)
     {
         var path = RegistryPaths.NewTemporary();
         var writer = await driver.WriterAsync(path, append: false, cancellationToken);
-        return new BlobWriter(this, writer, path, algorithm);
+        return new BlobWriter(this, writer, path, algorithm, source);
     }
 
     /// <summary>
     /// Publishes a committed object holding exactly the verified content of <paramref name="digest"/>: the one way
     /// a blob appears. Returns once the blob is durable, so a HEAD after the client's 201 finds all of it.
     /// </summary>
-    public async Task PublishAsync(string verifiedPath, Digest digest, CancellationToken cancellationToken)
+    /// <param name="size">The verified size, and <paramref name="source"/> what the blob is: for the commit metrics.</param>
+    public async Task PublishAsync(string verifiedPath, Digest digest, long size, BlobSource source, CancellationToken cancellationToken)
     {
         var target = RegistryPaths.Blob(digest);
         if (await driver.FileExistsAsync(target, cancellationToken))
@@ -46,35 +49,42 @@ public sealed class BlobStore(IStorageDriver driver, ILogger<BlobStore> logger)
             // Already committed by an earlier or concurrent upload of the same content: ours is redundant.
             await driver.TryDeleteAsync(verifiedPath, cancellationToken);
             logger.LogDebug("Blob {Digest} already present", digest);
-            return;
         }
-        // Replaces a possibly just-published identical blob: atomic on the filesystem, never a partial file.
-        await driver.MoveAsync(verifiedPath, target, cancellationToken);
-        logger.LogInformation("Published blob {Digest}", digest);
+        else
+        {
+            // Replaces a possibly just-published identical blob: atomic on the filesystem, never a partial file.
+            await driver.MoveAsync(verifiedPath, target, cancellationToken);
+            logger.LogInformation("Published blob {Digest}", digest);
+        }
+        // Counted either way: the bytes were received, verified and committed; only the move was found unnecessary.
+        metrics.BlobCommitted(source, size);
     }
 
     /// <summary>
     /// Publishes what <paramref name="writer"/> wrote (verified to be <paramref name="digest"/>) straight at the blob's
     /// path, or discards it when an identical blob is already there. Returns once the blob is durable.
     /// </summary>
-    internal async Task PublishAsync(IStorageWriter writer, Digest digest, CancellationToken cancellationToken)
+    internal async Task PublishAsync(IStorageWriter writer, Digest digest, long size, BlobSource source, CancellationToken cancellationToken)
     {
         var target = RegistryPaths.Blob(digest);
         if (await driver.FileExistsAsync(target, cancellationToken))
         {
             await writer.CancelAsync(cancellationToken);
             logger.LogDebug("Blob {Digest} already present", digest);
-            return;
         }
-        await writer.CommitToAsync(target, cancellationToken);
-        logger.LogInformation("Published blob {Digest}", digest);
+        else
+        {
+            await writer.CommitToAsync(target, cancellationToken);
+            logger.LogInformation("Published blob {Digest}", digest);
+        }
+        metrics.BlobCommitted(source, size);
     }
 
     /// <summary>Stores small content held in memory (manifests) under its digest, through the same verified path.</summary>
     public async Task PutAsync(ReadOnlyMemory<byte> content, Digest digest, CancellationToken cancellationToken)
     {
         if (await GetSizeAsync(digest, cancellationToken) is not null) return;
-        await using var writer = await NewWriterAsync(digest.Algorithm, cancellationToken);
+        await using var writer = await NewWriterAsync(digest.Algorithm, BlobSource.Manifest, cancellationToken);
         await writer.WriteAsync(content, cancellationToken);
         await writer.CommitAsync(digest, content.Length, cancellationToken);
     }
@@ -97,16 +107,18 @@ public sealed class BlobWriter : IAsyncDisposable
     private readonly IStorageWriter writer;
     private readonly string path;
     private readonly string algorithm;
+    private readonly BlobSource source;
     private readonly System.Security.Cryptography.IncrementalHash hasher;
     private Digest? digest;
     private bool ended;
 
-    internal BlobWriter(BlobStore store, IStorageWriter writer, string path, string algorithm)
+    internal BlobWriter(BlobStore store, IStorageWriter writer, string path, string algorithm, BlobSource source)
     {
         this.store = store;
         this.writer = writer;
         this.path = path;
         this.algorithm = algorithm;
+        this.source = source;
         hasher = Digest.CreateHasher(algorithm);
     }
 
@@ -134,7 +146,7 @@ public sealed class BlobWriter : IAsyncDisposable
         ended = true;
         try
         {
-            await store.PublishAsync(writer, expected, cancellationToken);
+            await store.PublishAsync(writer, expected, Size, source, cancellationToken);
         }
         catch
         {

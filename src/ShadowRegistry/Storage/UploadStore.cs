@@ -1,6 +1,8 @@
+using System.Collections.Concurrent;
 using System.Text;
 using System.Text.RegularExpressions;
 using ShadowRegistry.Domain;
+using ShadowRegistry.Observability;
 using ShadowRegistry.Storage.Drivers;
 
 namespace ShadowRegistry.Storage;
@@ -13,8 +15,15 @@ namespace ShadowRegistry.Storage;
 /// exactly what the client was last told. Finishing verifies digest and size and hands the data to
 /// <see cref="BlobStore.PublishAsync"/>: the only way a blob appears.
 /// </summary>
-public sealed partial class UploadStore(IStorageDriver driver, BlobStore blobs, UploadHashStates hashStates, TimeProvider time, ILogger<UploadStore> logger)
+public sealed partial class UploadStore(IStorageDriver driver, BlobStore blobs, UploadHashStates hashStates, TimeProvider time,
+    RegistryMetrics metrics, ILogger<UploadStore> logger)
 {
+    /// <summary>
+    /// Sessions this process started and has not seen end, for the in-flight gauge. Kept as a set rather than a bare
+    /// count so that ending a session started elsewhere (another process, or before a restart) cannot drive it below zero.
+    /// </summary>
+    private readonly ConcurrentDictionary<string, byte> open = new();
+
     public async Task<UploadSession> StartAsync(RepositoryName repository, CancellationToken cancellationToken)
     {
         var id = Guid.NewGuid().ToString("N");
@@ -34,6 +43,7 @@ public sealed partial class UploadStore(IStorageDriver driver, BlobStore blobs, 
             await EndAsync(id);
             throw;
         }
+        if (open.TryAdd(id, 0)) metrics.UploadSessionOpened();
         logger.LogInformation("Started upload {UploadId} to {Repository}", id, repository);
         return session;
     }
@@ -143,7 +153,7 @@ public sealed partial class UploadStore(IStorageDriver driver, BlobStore blobs, 
 
         try
         {
-            await blobs.PublishAsync(session.DataPath, actual, cancellationToken);
+            await blobs.PublishAsync(session.DataPath, actual, size, BlobSource.Upload, cancellationToken);
         }
         catch
         {
@@ -202,6 +212,11 @@ public sealed partial class UploadStore(IStorageDriver driver, BlobStore blobs, 
             purged++;
             logger.LogInformation("Removed abandoned upload {UploadId}, idle since {LastWrite:u}", id, lastWrite);
         }
+        // A session of ours that another process sharing the store finished is gone without our knowing.
+        foreach (var id in open.Keys)
+        {
+            if (await driver.TryStatAsync(RegistryPaths.Upload(id), cancellationToken) is null) Forget(id);
+        }
         return purged;
     }
 
@@ -209,6 +224,7 @@ public sealed partial class UploadStore(IStorageDriver driver, BlobStore blobs, 
     private async Task EndAsync(string id)
     {
         hashStates.Forget(id);
+        Forget(id);
         try
         {
             await driver.TryDeleteAsync(RegistryPaths.UploadMarker(id), CancellationToken.None);
@@ -219,6 +235,11 @@ public sealed partial class UploadStore(IStorageDriver driver, BlobStore blobs, 
             // Left for the janitor: without its marker the session is over either way, and it ages out.
             logger.LogWarning(e, "Could not remove upload {UploadId}", id);
         }
+    }
+
+    private void Forget(string id)
+    {
+        if (open.TryRemove(id, out _)) metrics.UploadSessionEnded();
     }
 
     /// <summary>Takes a chunk back (cut to <paramref name="start"/>, committed so every driver shows that size); best effort.</summary>

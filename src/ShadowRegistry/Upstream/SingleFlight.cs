@@ -8,12 +8,19 @@ namespace ShadowRegistry.Upstream;
 /// cancellation (its own timeouts bound it); each caller stops waiting when its own token is cancelled. Results
 /// are not kept: the key is free again the moment the work completes.
 /// </summary>
-public sealed class SingleFlight<TKey, TValue> where TKey : notnull
+/// <param name="joined">Called when a call joins work already in flight instead of starting its own (for metrics).</param>
+public sealed class SingleFlight<TKey, TValue>(Action? joined = null) where TKey : notnull
 {
     private readonly ConcurrentDictionary<TKey, Lazy<Task<TValue>>> inFlight = new();
 
-    public Task<TValue> RunAsync(TKey key, Func<Task<TValue>> work, CancellationToken cancellationToken) =>
-        inFlight.GetOrAdd(key, k => new Lazy<Task<TValue>>(() => RunThenForgetAsync(k, work))).Value.WaitAsync(cancellationToken);
+    public Task<TValue> RunAsync(TKey key, Func<Task<TValue>> work, CancellationToken cancellationToken)
+    {
+        // Lazy, so only the flight that lands in the dictionary ever runs; comparing it with ours tells a join.
+        var mine = new Lazy<Task<TValue>>(() => RunThenForgetAsync(key, work));
+        var flight = inFlight.GetOrAdd(key, mine);
+        if (!ReferenceEquals(flight, mine)) joined?.Invoke();
+        return flight.Value.WaitAsync(cancellationToken);
+    }
 
     private async Task<TValue> RunThenForgetAsync(TKey key, Func<Task<TValue>> work)
     {

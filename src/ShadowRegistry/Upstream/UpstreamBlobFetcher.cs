@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using ShadowRegistry.Domain;
+using ShadowRegistry.Observability;
 using ShadowRegistry.Storage;
 
 namespace ShadowRegistry.Upstream;
@@ -9,9 +10,9 @@ namespace ShadowRegistry.Upstream;
 /// own, verified, then published the same way as a push. Used by mounts from upstream-only repositories (<see cref="FetchAsync"/>)
 /// and by pull-through caching, which streams the blob to the client while it is kept (<see cref="TryRelayAsync"/>).
 /// </summary>
-public sealed class UpstreamBlobFetcher(UpstreamClient upstream, BlobStore blobs, ILogger<UpstreamBlobFetcher> logger)
+public sealed class UpstreamBlobFetcher(UpstreamClient upstream, BlobStore blobs, RegistryMetrics metrics, ILogger<UpstreamBlobFetcher> logger)
 {
-    private readonly SingleFlight<(string Repository, Digest Digest), long> inFlight = new();
+    private readonly SingleFlight<(string Repository, Digest Digest), long> inFlight = new(() => metrics.UpstreamCollapsed("blob"));
     private readonly ConcurrentDictionary<Digest, byte> relaying = new();
 
     /// <summary>
@@ -57,7 +58,7 @@ public sealed class UpstreamBlobFetcher(UpstreamClient upstream, BlobStore blobs
     private async Task<long> DownloadAsync(UpstreamRepository repository, Digest digest, BlobRelay? relay, CancellationToken cancellationToken)
     {
         // Uncommitted (a failed or unverified download) the writer leaves nothing behind.
-        await using var writer = await blobs.NewWriterAsync(digest.Algorithm, cancellationToken);
+        await using var writer = await blobs.NewWriterAsync(digest.Algorithm, BlobSource.Upstream, cancellationToken);
         return await upstream.DownloadBlobAsync(repository, digest, writer, relay, cancellationToken);
     }
 }

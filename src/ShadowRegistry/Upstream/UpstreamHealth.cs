@@ -3,6 +3,7 @@ using System.Text.RegularExpressions;
 using System.Web;
 using Microsoft.Extensions.Options;
 using Polly.CircuitBreaker;
+using ShadowRegistry.Observability;
 
 namespace ShadowRegistry.Upstream;
 
@@ -36,9 +37,23 @@ public enum AttemptOutcome
 /// through: an answer closes the circuit, a failure opens it again.
 /// </para>
 /// </summary>
-public sealed partial class UpstreamHealth(IOptions<ShadowOptions> options, TimeProvider time, ILogger<UpstreamHealth> logger)
+public sealed partial class UpstreamHealth
 {
     private readonly ConcurrentDictionary<string, HostHealth> hosts = new();
+    private readonly IOptions<ShadowOptions> options;
+    private readonly TimeProvider time;
+    private readonly RegistryMetrics metrics;
+    private readonly ILogger<UpstreamHealth> logger;
+
+    public UpstreamHealth(IOptions<ShadowOptions> options, TimeProvider time, RegistryMetrics metrics, ILogger<UpstreamHealth> logger)
+    {
+        this.options = options;
+        this.time = time;
+        this.metrics = metrics;
+        this.logger = logger;
+        // Every configured upstream shows a closed circuit from the start, not only once it has been used.
+        foreach (var name in options.Value.Upstreams.Keys) metrics.UpstreamCircuit(name, open: false);
+    }
 
     /// <summary>The health of the host a request goes to: the configured upstream, or for a token realm its authority.</summary>
     public HostHealth For(HttpRequestMessage request)
@@ -46,8 +61,15 @@ public sealed partial class UpstreamHealth(IOptions<ShadowOptions> options, Time
         var key = request.Options.TryGetValue(UpstreamRequestOptions.Registry, out var upstream)
             ? $"upstream {upstream.Name}"
             : $"host {request.RequestUri?.Authority}";
-        return hosts.GetOrAdd(key, k => new HostHealth(k, options.Value, time, logger));
+        return hosts.GetOrAdd(key, k => new HostHealth(k, MetricsLabel(request), options.Value, time, metrics, logger));
     }
+
+    /// <summary>
+    /// What metrics call the host a request goes to: the configured upstream's name, or a token realm's authority
+    /// (one per upstream at most, so the label stays small).
+    /// </summary>
+    public static string MetricsLabel(HttpRequestMessage request) =>
+        request.Options.TryGetValue(UpstreamRequestOptions.Registry, out var upstream) ? upstream.Name : request.RequestUri?.Authority ?? "";
 
     /// <summary>
     /// The repository a request is about, from its pull scope (set on every registry request and named by token
@@ -68,7 +90,8 @@ public sealed partial class UpstreamHealth(IOptions<ShadowOptions> options, Time
 }
 
 /// <summary>The circuit of one upstream host; see <see cref="UpstreamHealth"/> for the rule.</summary>
-public sealed class HostHealth(string name, ShadowOptions settings, TimeProvider time, ILogger logger)
+/// <param name="label">The host's name in metrics (<see cref="UpstreamHealth.MetricsLabel"/>).</param>
+public sealed class HostHealth(string name, string label, ShadowOptions settings, TimeProvider time, RegistryMetrics metrics, ILogger logger)
 {
     private readonly record struct Failure(DateTimeOffset At, string Repository, bool Unreachable);
 
@@ -113,6 +136,7 @@ public sealed class HostHealth(string name, ShadowOptions settings, TimeProvider
                 {
                     openUntil = null;
                     failures.Clear();
+                    metrics.UpstreamCircuit(label, open: false);
                     logger.LogInformation("Upstream {Upstream} circuit closed: {Repository} answered", name, repository);
                 }
                 else if (outcome != AttemptOutcome.Ignored)
@@ -151,5 +175,6 @@ public sealed class HostHealth(string name, ShadowOptions settings, TimeProvider
     {
         openUntil = now + settings.BreakDuration;
         failures.Clear();
+        metrics.UpstreamCircuit(label, open: true);
     }
 }

@@ -1,21 +1,34 @@
 using System.Net;
 using Polly.CircuitBreaker;
 using Polly.Timeout;
+using ShadowRegistry.Observability;
 
 namespace ShadowRegistry.Upstream;
 
 /// <summary>
 /// Fails fast while an upstream's circuit is open and tells <see cref="UpstreamHealth"/> what each attempt showed.
 /// It sits between Polly's retry (outside) and the per-attempt timeout (inside), so each attempt counts once, a
-/// timeout arrives as <see cref="TimeoutRejectedException"/>, and the token it sees is the caller's own.
+/// timeout arrives as <see cref="TimeoutRejectedException"/>, and the token it sees is the caller's own. For the
+/// same reasons it is where upstream attempts are counted and timed (to their response headers).
 /// </summary>
-public sealed class UpstreamHealthHandler(UpstreamHealth health) : DelegatingHandler
+public sealed class UpstreamHealthHandler(UpstreamHealth health, RegistryMetrics metrics, TimeProvider time) : DelegatingHandler
 {
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
         var host = health.For(request);
         var repository = UpstreamHealth.RepositoryOf(request);
-        var probe = host.Enter();
+        var upstream = UpstreamHealth.MetricsLabel(request);
+        var started = time.GetTimestamp();
+        bool probe;
+        try
+        {
+            probe = host.Enter();
+        }
+        catch (BrokenCircuitException)
+        {
+            metrics.UpstreamRequest(upstream, "rejected", null, time.GetElapsedTime(started));
+            throw;
+        }
         HttpResponseMessage response;
         try
         {
@@ -23,12 +36,24 @@ public sealed class UpstreamHealthHandler(UpstreamHealth health) : DelegatingHan
         }
         catch (Exception e)
         {
-            host.Record(Classify(e, cancellationToken), repository, probe);
+            var outcome = Classify(e, cancellationToken);
+            host.Record(outcome, repository, probe);
+            metrics.UpstreamRequest(upstream, Label(outcome), null, time.GetElapsedTime(started));
             throw;
         }
-        host.Record(Classify(response.StatusCode), repository, probe);
+        var answered = Classify(response.StatusCode);
+        host.Record(answered, repository, probe);
+        metrics.UpstreamRequest(upstream, Label(answered), (int)response.StatusCode, time.GetElapsedTime(started));
         return response;
     }
+
+    private static string Label(AttemptOutcome outcome) => outcome switch
+    {
+        AttemptOutcome.Answered => "answered",
+        AttemptOutcome.Unreachable => "unreachable",
+        AttemptOutcome.Failed => "failed",
+        _ => "ignored",
+    };
 
     public static AttemptOutcome Classify(HttpStatusCode status) =>
         (int)status >= 500 || status == HttpStatusCode.RequestTimeout ? AttemptOutcome.Failed : AttemptOutcome.Answered;

@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using ShadowRegistry.Observability;
 
 namespace ShadowRegistry.Upstream;
 
@@ -12,14 +13,14 @@ namespace ShadowRegistry.Upstream;
 /// (upstream, scope) until shortly before it expires; for "Basic" it uses the credentials directly.
 /// Concurrent requests that need the same token share one token request.
 /// </summary>
-public sealed partial class UpstreamTokenProvider(IHttpClientFactory httpClientFactory, TimeProvider time, ILogger<UpstreamTokenProvider> logger)
+public sealed partial class UpstreamTokenProvider(IHttpClientFactory httpClientFactory, TimeProvider time, RegistryMetrics metrics, ILogger<UpstreamTokenProvider> logger)
 {
     public const string TokenClient = "upstream-token";
 
     private sealed record CachedCredential(AuthenticationHeaderValue Header, DateTimeOffset ExpiresAt);
 
     private readonly ConcurrentDictionary<(string Upstream, string Scope), CachedCredential> cache = new();
-    private readonly SingleFlight<(string Upstream, string Scope), CachedCredential?> inFlight = new();
+    private readonly SingleFlight<(string Upstream, string Scope), CachedCredential?> inFlight = new(() => metrics.UpstreamCollapsed("token"));
 
     /// <summary>The credential to send proactively, when one is cached and still valid.</summary>
     public AuthenticationHeaderValue? GetCached(UpstreamRegistry upstream, string scope) =>
