@@ -63,10 +63,15 @@ public sealed partial class ChangeEndpoints(
         await AuthorizeAsync(context, change);
         var body = await ReadBodyAsync<ChangeRequest>(context) ?? new ChangeRequest();
         TimeSpan? ttl = body.Ttl is null ? null : ParseDuration(body.Ttl);
-        var (record, created) = await changes.PutAsync(change, body.Ahead, ttl, body.Labels, context.RequestAborted);
+        // A credential for the job building the change: shown once, in this answer; only its hash is kept.
+        var credential = body.Credential == true ? ChangeCredentials.Issue() : default((string Secret, string Hash)?);
+        var (record, created) = await changes.PutAsync(change, body.Ahead, ttl, body.Labels, context.RequestAborted, credential?.Hash);
         context.Response.StatusCode = created ? StatusCodes.Status201Created : StatusCodes.Status200OK;
         if (created) context.Response.Headers.Location = $"{Root}/{change}";
-        await context.Response.WriteAsJsonAsync(await DescribeAsync(record, withTags: !created, context.RequestAborted), Json, context.RequestAborted);
+        context.Response.Headers.CacheControl = "no-store";
+        var description = (Dictionary<string, object?>)await DescribeAsync(record, withTags: !created, context.RequestAborted);
+        if (credential is { } issued) description["credential"] = new { username = ChangeCredentials.UserOf(change), password = issued.Secret };
+        await context.Response.WriteAsJsonAsync(description, Json, context.RequestAborted);
     }
 
     private async Task ShowAsync(HttpContext context, string id)
@@ -149,7 +154,7 @@ public sealed partial class ChangeEndpoints(
         }
         diagnostics.Set("User", user.Name);
         var covered = change is null ? user.CoversEverything : user.Covers($"{options.Value.PathPrefix}/{change}/x");
-        if (!user.CanWrite || !covered) throw new RegistryError(403, "DENIED", "managing changes needs the write role on the change's repositories");
+        if (!user.CanWrite || !covered || user.IsChangeCredential) throw new RegistryError(403, "DENIED", "managing changes needs the write role on the change's repositories");
     }
 
     private static (string Name, string Password)? Decode(string value)
@@ -215,6 +220,7 @@ public sealed partial class ChangeEndpoints(
         public List<string>? Ahead { get; set; }
         public string? Ttl { get; set; }
         public Dictionary<string, string>? Labels { get; set; }
+        public bool? Credential { get; set; }
     }
 
     private sealed class PromoteRequest

@@ -6,6 +6,12 @@ namespace ShadowRegistry.Auth;
 /// <summary>A configured user, its password hash and what its role allows where.</summary>
 public sealed record RegistryUser(string Name, string PasswordHash, bool CanWrite, IReadOnlyList<RepositoryPattern> Patterns)
 {
+    /// <summary>
+    /// A credential a speculative change was created with: push and pull through that change's view only, and never
+    /// the management API (a job must not promote or delete its own change, or any other).
+    /// </summary>
+    public bool IsChangeCredential { get; init; }
+
     /// <summary>Whether the user's role applies to this repository (no patterns: every repository).</summary>
     public bool Covers(string repository) => Patterns.Count == 0 || Patterns.Any(pattern => pattern.Matches(repository));
 

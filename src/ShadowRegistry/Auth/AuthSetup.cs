@@ -88,6 +88,8 @@ public sealed class AuthOptionsValidator(IConfiguration configuration) : IValida
             var label = $"Auth:Users:{i} ('{user.Name}')";
             if (string.IsNullOrEmpty(user.Name)) failures.Add($"Auth:Users:{i} has no Name");
             else if (user.Name.Contains(':') || user.Name.Any(char.IsControl)) failures.Add($"{label}: a user name cannot contain ':' or control characters");
+            else if (user.Name.StartsWith(IChangeCredentials.UserPrefix, StringComparison.Ordinal))
+                failures.Add($"{label}: names starting with '{IChangeCredentials.UserPrefix}' are the credentials of speculative changes");
             else if (!seen.Add(user.Name)) failures.Add($"{label}: the name is used twice");
             if (!PasswordHash.IsWellFormed(user.PasswordHash))
                 failures.Add($"{label}: PasswordHash is missing or not a '{PasswordHash.Scheme}:...' hash (make one with 'ShadowRegistry hash-password')");

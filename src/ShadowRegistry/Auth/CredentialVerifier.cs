@@ -34,10 +34,13 @@ public sealed class CredentialVerifier
     private readonly ConcurrentDictionary<string, Lazy<Task<CredentialCheck>>> inFlight = new(StringComparer.Ordinal);
     private readonly Lazy<string> decoyHash;
 
-    public CredentialVerifier(IOptions<AuthOptions> options, TimeProvider time, LoginThrottle throttle)
+    public CredentialVerifier(IOptions<AuthOptions> options, TimeProvider time, LoginThrottle throttle, IChangeCredentials changeCredentials)
         : this(options, time, throttle, VerifyOnOwnThread)
     {
+        this.changeCredentials = changeCredentials;
     }
+
+    private readonly IChangeCredentials? changeCredentials;
 
     /// <param name="verifyHash">Checks a password against a stored hash; tests replace it to watch how many run at once.</param>
     internal CredentialVerifier(IOptions<AuthOptions> options, TimeProvider time, LoginThrottle throttle, Func<string, string, Task<bool>> verifyHash)
@@ -64,6 +67,13 @@ public sealed class CredentialVerifier
     public async Task<CredentialCheck> VerifyAsync(string name, string password, IPAddress? client, CancellationToken cancellationToken)
     {
         if (throttle.Check(name, client) is { } throttled) return new CredentialCheck(null, throttled);
+        if (changeCredentials is not null && name.StartsWith(IChangeCredentials.UserPrefix, StringComparison.Ordinal))
+        {
+            // A change's own credential: a random secret, not a password, so a plain hash compare (no PBKDF2) is enough.
+            var changeUser = await changeCredentials.VerifyAsync(name, password, cancellationToken);
+            if (changeUser is null) throttle.RecordFailure(name, client);
+            return changeUser is null ? CredentialCheck.Refused : new CredentialCheck(changeUser, null);
+        }
         var mac = HMACSHA256.HashData(cacheKey, Encoding.UTF8.GetBytes(name + "\0" + password));
         var user = users.GetValueOrDefault(name);
         if (user is not null && IsRemembered(name, mac)) return new CredentialCheck(user, null);

@@ -42,8 +42,9 @@ public sealed class ChangeService(
     ILogger<ChangeService> logger)
 {
     /// <summary>Creates the change (true) or updates it (false). Fields left null keep their value (or get the default on creation).</summary>
+    /// <param name="credentialHash">The hash of a credential issued with this request (<see cref="ChangeCredentials"/>), replacing any earlier one; null keeps it.</param>
     public async Task<(ChangeRecord Record, bool Created)> PutAsync(ChangeId id, IReadOnlyList<string>? ahead, TimeSpan? ttl,
-        IReadOnlyDictionary<string, string>? labels, CancellationToken cancellationToken)
+        IReadOnlyDictionary<string, string>? labels, CancellationToken cancellationToken, string? credentialHash = null)
     {
         if (ttl is { } requested && (requested <= TimeSpan.Zero || requested > options.Value.MaxTtl))
             throw new ChangeInvalidException($"ttl must be positive and at most {options.Value.MaxTtl}");
@@ -73,6 +74,7 @@ public sealed class ChangeService(
                     Labels = labels ?? live.Labels,
                     ExpiresAt = ttl is { } t ? now + t : live.ExpiresAt,
                 };
+            if (credentialHash is not null) record = record with { CredentialHash = credentialHash };
             if (!await store.TryPutAsync(record, current?.Version, cancellationToken)) continue;
             if (current is not null && live is null)
             {

@@ -17,6 +17,10 @@ public sealed record ChangeRecord(
     [property: JsonPropertyName("createdAt")] DateTimeOffset CreatedAt,
     [property: JsonPropertyName("expiresAt")] DateTimeOffset ExpiresAt)
 {
+    /// <summary>SHA-256 (hex) of the change's own credential, when one was issued; the secret itself is never stored.</summary>
+    [JsonPropertyName("credentialHash")]
+    public string? CredentialHash { get; init; }
+
     public Overlay Overlay => new(ChangeId.Parse(Id), Generation);
 
     public bool IsExpired(DateTimeOffset now) => now >= ExpiresAt;

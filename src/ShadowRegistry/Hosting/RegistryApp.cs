@@ -149,6 +149,8 @@ public static class RegistryApp
     {
         services.AddSingleton<ChangeStore>();
         services.AddSingleton<ChangeService>();
+        services.AddSingleton<ChangeCredentials>();
+        services.AddSingleton<IChangeCredentials>(provider => provider.GetRequiredService<ChangeCredentials>());
         services.AddHostedService<ChangeJanitor>();
     }
 
