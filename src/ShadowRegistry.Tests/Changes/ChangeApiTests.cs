@@ -63,6 +63,70 @@ public sealed class ChangeApiTests
     }
 
     [Fact]
+    public async Task TheHostFormServesAChangeAtTheRootPath()
+    {
+        await using var server = await RegistryServer.StartAsync("--Changes:HostSuffix", "changes.test");
+        using var client = server.CreateClient();
+        await client.PutChangeAsync("h1", HttpStatusCode.Created);
+        var described = await client.GetFromJsonAsync<JsonObject>("api/v1/changes/h1");
+        Assert.Equal("h1.changes.test", described!["view"]!["host"]!.GetValue<string>());
+
+        using var viaHost = server.CreateClient();
+        viaHost.DefaultRequestHeaders.Host = $"h1.changes.test:{server.BaseAddress.Port}";
+        var (_, pushed) = await viaHost.PushImageAsync("app", "latest", seed: 1);
+        Assert.Equal((pushed, "change/h1"), await viaHost.GetManifestAsync("app", "latest"));
+        Assert.Equal((pushed, "change/h1"), await client.GetManifestAsync("changes/h1/app", "latest"));
+        using (var baseTag = await client.GetAsync("v2/app/manifests/latest")) await baseTag.ExpectErrorAsync(HttpStatusCode.NotFound, "MANIFEST_UNKNOWN");
+        // Locations stay in the host form: no path prefix.
+        using (var start = await viaHost.PostAsync("v2/app/blobs/uploads/", null))
+            Assert.StartsWith("/v2/app/blobs/uploads/", start.Headers.Location!.ToString());
+        using (var check = await viaHost.GetAsync("v2/")) await check.ExpectAsync(HttpStatusCode.OK);
+
+        viaHost.DefaultRequestHeaders.Host = $"nobody.changes.test:{server.BaseAddress.Port}";
+        using (var unknown = await viaHost.GetAsync("v2/app/tags/list")) await unknown.ExpectErrorAsync(HttpStatusCode.NotFound, "NAME_UNKNOWN");
+    }
+
+    [Fact]
+    public async Task ReferrersThroughAViewComeFromEveryLayer()
+    {
+        await using var server = await RegistryServer.StartAsync();
+        using var client = server.CreateClient();
+        await client.PutChangeAsync("r1", HttpStatusCode.Created);
+        await client.PutChangeAsync("r2", HttpStatusCode.Created, ahead: ["r1"]);
+        var (subject, subjectDigest) = await client.PushImageAsync("app", "v1", seed: 1);
+        var inBase = await PushReferrerAsync(client, "app", subject, subjectDigest, seed: 2);
+        var inR1 = await PushReferrerAsync(client, "changes/r1/app", subject, subjectDigest, seed: 3);
+        var inR2 = await PushReferrerAsync(client, "changes/r2/app", subject, subjectDigest, seed: 4);
+
+        async Task<string[]> ReferrersAsync(string repository) =>
+            (await client.GetFromJsonAsync<JsonObject>($"v2/{repository}/referrers/{subjectDigest}"))!["manifests"]!.AsArray()
+                .Select(m => m!["digest"]!.GetValue<string>()).Order(StringComparer.Ordinal).ToArray();
+        Assert.Equal(new[] { inBase, inR1, inR2 }.Order(StringComparer.Ordinal), await ReferrersAsync("changes/r2/app"));
+        Assert.Equal(new[] { inBase, inR1 }.Order(StringComparer.Ordinal), await ReferrersAsync("changes/r1/app"));
+        Assert.Equal([inBase], await ReferrersAsync("app"));
+    }
+
+    private static async Task<string> PushReferrerAsync(HttpClient client, string repository, byte[] subject, string subjectDigest, int seed)
+    {
+        var config = Encoding.UTF8.GetBytes("{}");
+        var configDigest = await client.PushBlobAsync(repository, config);
+        var manifest = new JsonObject
+        {
+            ["schemaVersion"] = 2,
+            ["mediaType"] = OciHttp.OciManifest,
+            ["artifactType"] = "application/vnd.example.signature",
+            ["config"] = OciHttp.Descriptor("application/vnd.oci.empty.v1+json", configDigest, config.Length),
+            ["layers"] = new JsonArray(),
+            ["subject"] = OciHttp.Descriptor(OciHttp.OciManifest, subjectDigest, subject.Length),
+            ["annotations"] = new JsonObject { ["seed"] = seed.ToString() },
+        };
+        var bytes = Encoding.UTF8.GetBytes(manifest.ToJsonString());
+        using var response = await client.PutManifestAsync(repository, OciHttp.Sha256(bytes), bytes, OciHttp.OciManifest);
+        await response.ExpectAsync(HttpStatusCode.Created);
+        return OciHttp.Sha256(bytes);
+    }
+
+    [Fact]
     public async Task TagListsThroughAViewAreTheUnionOfItsLayersAndPaginate()
     {
         await using var server = await RegistryServer.StartAsync();

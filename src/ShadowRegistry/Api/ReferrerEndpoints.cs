@@ -10,13 +10,17 @@ namespace ShadowRegistry.Api;
 /// <summary>OCI 1.1 referrers API: an image index of the manifests whose subject is the given digest.</summary>
 public sealed class ReferrerEndpoints(ReferrerIndex referrers, IDiagnosticContext diagnostics)
 {
-    /// <summary>Referrers of local content; upstream referrers are not merged in.</summary>
+    /// <summary>Referrers of local content (through a view, of every layer of it); upstream referrers are not merged in.</summary>
     public async Task ListAsync(HttpContext context, RepositoryTarget target, Digest subject)
     {
         var name = target.Local;
         diagnostics.Set("Repository", name.Value);
         diagnostics.Set("Digest", subject.ToString());
-        IEnumerable<Descriptor> found = await referrers.ListAsync(name, subject, context.RequestAborted);
+        // Through a view: the referrers of every layer (own overlay, those ahead, the base), each digest once.
+        var layers = target.View is { } view ? view.Layers.Select(change => name.In(change.Overlay)).Append(name) : [name];
+        var all = new List<Descriptor>();
+        foreach (var layer in layers) all.AddRange(await referrers.ListAsync(layer, subject, context.RequestAborted));
+        IEnumerable<Descriptor> found = all.DistinctBy(d => d.Digest).OrderBy(d => d.Digest, StringComparer.Ordinal);
         var artifactType = context.Request.Query["artifactType"].ToString();
         if (artifactType.Length > 0)
         {
