@@ -11,6 +11,8 @@ public static class CommandLine
                ShadowRegistry hash-password [--iterations N]   (password on stdin; prints the hash for Auth:Users)
                ShadowRegistry changes create|list|show|delete|promote --url <registry url> ...
                                                              (speculative changes; 'changes --help' for more)
+               ShadowRegistry sync|check <source> <destination> [options]
+                                                             (replicate by exact tag/digest state; 'sync --help')
 
         Runs the registry. With no options it stores data under ./data and listens on http://127.0.0.1:5000.
 
@@ -29,6 +31,16 @@ public static class CommandLine
     {
         if (args.Length > 0 && args[0] == "hash-password") return HashPasswordCommand.Run(args[1..]);
         if (args.Length > 0 && args[0] == "changes") return await ChangesCommand.RunAsync(args[1..]);
+        if (args.Length > 0 && args[0] is "sync" or "check")
+        {
+            using var interrupted = new CancellationTokenSource();
+            Console.CancelKeyPress += (_, e) =>
+            {
+                e.Cancel = true;
+                interrupted.Cancel();
+            };
+            return await SyncCommand.RunAsync(args[1..], args[0] == "sync", Console.Out, Console.Error, Environment.GetEnvironmentVariable, interrupted.Token);
+        }
         if (args.Any(a => a is "-h" or "--help" or "help"))
         {
             Console.WriteLine(Usage);

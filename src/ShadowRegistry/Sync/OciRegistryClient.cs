@@ -1,0 +1,366 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using ShadowRegistry.Domain;
+
+namespace ShadowRegistry.Sync;
+
+/// <summary>A manifest as fetched: its exact bytes, media type and digest.</summary>
+public sealed record RemoteManifest(byte[] Content, string MediaType, Digest Digest);
+
+/// <summary>A registry call that failed for a reason worth reporting against the tag being synced.</summary>
+public sealed class RegistryCallException(string message, HttpStatusCode? status = null, Exception? inner = null) : Exception(message, inner)
+{
+    public HttpStatusCode? Status { get; } = status;
+}
+
+/// <summary>
+/// A small OCI Distribution client for sync and check: tags, manifests, blobs, mounts, referrers, against any registry
+/// (this one, a change's view, CNCF distribution, a public registry). Token auth (Docker's Bearer challenge) and Basic
+/// auth; retries with jittered back-off honouring Retry-After on 429 and 5xx and on dropped connections; an optional
+/// request rate limit. Streams blobs, never buffers them.
+/// </summary>
+public sealed class OciRegistryClient : IDisposable
+{
+    public static readonly string[] ManifestTypes =
+        [MediaTypes.OciManifest, MediaTypes.OciIndex, MediaTypes.DockerManifest, MediaTypes.DockerManifestList];
+
+    private readonly HttpClient http;
+    private readonly Uri registry;
+    private readonly (string User, string Password)? credentials;
+    private readonly int maxAttempts;
+    private readonly TimeSpan minInterval;
+    private readonly SemaphoreSlim rate = new(1, 1);
+    private readonly Dictionary<string, string> tokens = new(StringComparer.Ordinal);
+    private DateTimeOffset nextRequest = DateTimeOffset.MinValue;
+    private bool basic;
+
+    /// <summary>Counts of writes made (blob uploads, mounts, manifest puts, deletes), for "a second sync writes nothing".</summary>
+    public int Writes { get; private set; }
+
+    public OciRegistryClient(Uri registry, (string User, string Password)? credentials, HttpMessageHandler? handler = null, bool insecure = false,
+        int maxAttempts = 5, double? requestsPerSecond = null)
+    {
+        this.registry = registry;
+        this.credentials = credentials;
+        this.maxAttempts = maxAttempts;
+        minInterval = requestsPerSecond is > 0 ? TimeSpan.FromSeconds(1 / requestsPerSecond.Value) : TimeSpan.Zero;
+        handler ??= new SocketsHttpHandler
+        {
+            AllowAutoRedirect = true,
+            ConnectTimeout = TimeSpan.FromSeconds(15),
+            SslOptions = insecure ? new System.Net.Security.SslClientAuthenticationOptions { RemoteCertificateValidationCallback = (_, _, _, _) => true } : new(),
+        };
+        http = new HttpClient(handler) { BaseAddress = registry, Timeout = Timeout.InfiniteTimeSpan };
+    }
+
+    public async Task<IReadOnlyList<string>> ListTagsAsync(string repository, CancellationToken cancellationToken)
+    {
+        var result = new List<string>();
+        string? next = $"v2/{repository}/tags/list?n=1000";
+        while (next is not null)
+        {
+            using var response = await SendAsync(() => new HttpRequestMessage(HttpMethod.Get, next), repository, "pull", cancellationToken);
+            if (response.StatusCode == HttpStatusCode.NotFound) return result;
+            await EnsureAsync(response, $"tag list of {repository}");
+            using var document = JsonDocument.Parse(await response.Content.ReadAsByteArrayAsync(cancellationToken));
+            if (document.RootElement.TryGetProperty("tags", out var tags) && tags.ValueKind == JsonValueKind.Array)
+                result.AddRange(tags.EnumerateArray().Select(t => t.GetString()!).Where(t => t is not null));
+            next = NextLink(response);
+        }
+        return result;
+    }
+
+    /// <summary>Repositories under <paramref name="prefix"/> (all for ""), from the catalog.</summary>
+    public async Task<IReadOnlyList<string>> ListRepositoriesAsync(string prefix, CancellationToken cancellationToken)
+    {
+        var result = new List<string>();
+        string? next = "v2/_catalog?n=1000";
+        while (next is not null)
+        {
+            using var response = await SendAsync(() => new HttpRequestMessage(HttpMethod.Get, next), null, null, cancellationToken);
+            await EnsureAsync(response, "catalog");
+            using var document = JsonDocument.Parse(await response.Content.ReadAsByteArrayAsync(cancellationToken));
+            if (document.RootElement.TryGetProperty("repositories", out var repositories) && repositories.ValueKind == JsonValueKind.Array)
+                result.AddRange(repositories.EnumerateArray().Select(r => r.GetString()!)
+                    .Where(r => r is not null && (prefix.Length == 0 || r.StartsWith(prefix + "/", StringComparison.Ordinal) || r == prefix)));
+            next = NextLink(response);
+        }
+        return result;
+    }
+
+    /// <summary>The digest a tag points at (HEAD, falling back to GET), or null when there is none.</summary>
+    public async Task<Digest?> ResolveAsync(string repository, string reference, CancellationToken cancellationToken)
+    {
+        using var response = await SendAsync(() => ManifestRequest(HttpMethod.Head, repository, reference), repository, "pull", cancellationToken);
+        if (response.StatusCode == HttpStatusCode.NotFound) return null;
+        await EnsureAsync(response, $"manifest {repository}:{reference}");
+        if (response.Headers.TryGetValues("Docker-Content-Digest", out var values) && Digest.TryParse(values.First(), out var digest)) return digest;
+        return (await GetManifestAsync(repository, reference, cancellationToken))?.Digest;
+    }
+
+    public async Task<RemoteManifest?> GetManifestAsync(string repository, string reference, CancellationToken cancellationToken)
+    {
+        using var response = await SendAsync(() => ManifestRequest(HttpMethod.Get, repository, reference), repository, "pull", cancellationToken);
+        if (response.StatusCode == HttpStatusCode.NotFound) return null;
+        await EnsureAsync(response, $"manifest {repository}:{reference}");
+        var content = await response.Content.ReadAsByteArrayAsync(cancellationToken);
+        var digest = Digest.Compute(Digest.Sha256, content);
+        if (Digest.TryParse(reference, out var asked) && asked != Digest.Compute(asked.Algorithm, content))
+            throw new RegistryCallException($"manifest {repository}@{reference} came back with other content ({digest})");
+        var mediaType = response.Content.Headers.ContentType?.MediaType ?? MediaTypes.OciManifest;
+        return new RemoteManifest(content, mediaType, Digest.TryParse(reference, out var d) ? d : digest);
+    }
+
+    public async Task PutManifestAsync(string repository, string reference, RemoteManifest manifest, CancellationToken cancellationToken)
+    {
+        using var response = await SendAsync(() =>
+        {
+            var content = new ByteArrayContent(manifest.Content);
+            content.Headers.ContentType = new MediaTypeHeaderValue(manifest.MediaType);
+            return new HttpRequestMessage(HttpMethod.Put, $"v2/{repository}/manifests/{reference}") { Content = content };
+        }, repository, "pull,push", cancellationToken);
+        await EnsureAsync(response, $"put manifest {repository}:{reference}");
+        Writes++;
+    }
+
+    /// <summary>Deletes a manifest reference (tag or digest); false when the registry does not support deleting it (405, or an unsupported error).</summary>
+    public async Task<bool> DeleteManifestAsync(string repository, string reference, CancellationToken cancellationToken)
+    {
+        using var response = await SendAsync(() => new HttpRequestMessage(HttpMethod.Delete, $"v2/{repository}/manifests/{reference}"), repository, "delete", cancellationToken);
+        if (response.StatusCode == HttpStatusCode.NotFound) return true;
+        if (response.StatusCode is HttpStatusCode.MethodNotAllowed or HttpStatusCode.BadRequest) return false;
+        await EnsureAsync(response, $"delete {repository}:{reference}");
+        Writes++;
+        return true;
+    }
+
+    public async Task<long?> BlobSizeAsync(string repository, Digest digest, CancellationToken cancellationToken)
+    {
+        using var response = await SendAsync(() => new HttpRequestMessage(HttpMethod.Head, $"v2/{repository}/blobs/{digest}"), repository, "pull", cancellationToken);
+        if (response.StatusCode == HttpStatusCode.NotFound) return null;
+        await EnsureAsync(response, $"blob {digest} in {repository}");
+        return response.Content.Headers.ContentLength;
+    }
+
+    /// <summary>Cross-repository mount on this registry; false when the registry opened an upload instead.</summary>
+    public async Task<bool> MountAsync(string repository, Digest digest, string from, CancellationToken cancellationToken)
+    {
+        using var response = await SendAsync(() => new HttpRequestMessage(HttpMethod.Post, $"v2/{repository}/blobs/uploads/?mount={digest}&from={from}"),
+            repository, "pull,push", cancellationToken, extraScope: $"repository:{from}:pull");
+        if (response.StatusCode == HttpStatusCode.Created)
+        {
+            Writes++;
+            return true;
+        }
+        if (response.StatusCode == HttpStatusCode.Accepted && response.Headers.Location is { } location)
+        {
+            // An upload session we will not use: cancel it rather than leave it to expire.
+            using var cancel = await SendAsync(() => new HttpRequestMessage(HttpMethod.Delete, location), repository, "pull,push", cancellationToken);
+        }
+        return false;
+    }
+
+    /// <summary>Copies one blob from <paramref name="source"/>, streamed: GET there, monolithic POST+PUT here. Retried whole.</summary>
+    public async Task CopyBlobAsync(OciRegistryClient source, string sourceRepository, string repository, Digest digest, long size,
+        CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                using var get = await source.SendAsync(() => new HttpRequestMessage(HttpMethod.Get, $"v2/{sourceRepository}/blobs/{digest}"),
+                    sourceRepository, "pull", cancellationToken, streamed: true);
+                await EnsureAsync(get, $"blob {digest} of {sourceRepository}");
+                using var start = await SendAsync(() => new HttpRequestMessage(HttpMethod.Post, $"v2/{repository}/blobs/uploads/"), repository, "pull,push", cancellationToken);
+                await EnsureAsync(start, $"upload to {repository}");
+                var location = start.Headers.Location ?? throw new RegistryCallException($"upload to {repository} gave no Location");
+                var put = location.ToString() + (location.ToString().Contains('?') ? "&" : "?") + $"digest={digest}";
+                await using var body = await get.Content.ReadAsStreamAsync(cancellationToken);
+                // Not retried by SendAsync (the body is a stream): a failure retries the whole copy below.
+                using var request = new HttpRequestMessage(HttpMethod.Put, put) { Content = new StreamContent(body, 1024 * 1024) };
+                request.Content.Headers.ContentLength = size;
+                request.Content.Headers.ContentType = new MediaTypeHeaderValue(MediaTypes.OctetStream);
+                using var done = await SendOnceAsync(request, repository, "pull,push", cancellationToken);
+                await EnsureAsync(done, $"upload of {digest} to {repository}");
+                Writes++;
+                return;
+            }
+            catch (Exception e) when (attempt < maxAttempts && e is HttpRequestException or IOException or RegistryCallException { Status: null or >= HttpStatusCode.InternalServerError or HttpStatusCode.TooManyRequests })
+            {
+                await Task.Delay(Backoff(attempt, null), cancellationToken);
+            }
+        }
+    }
+
+    /// <summary>The OCI 1.1 referrers of a manifest (empty where the registry has no referrers API).</summary>
+    public async Task<IReadOnlyList<Digest>> ReferrersAsync(string repository, Digest subject, CancellationToken cancellationToken)
+    {
+        using var response = await SendAsync(() => new HttpRequestMessage(HttpMethod.Get, $"v2/{repository}/referrers/{subject}"), repository, "pull", cancellationToken);
+        if (!response.IsSuccessStatusCode) return [];
+        try
+        {
+            using var document = JsonDocument.Parse(await response.Content.ReadAsByteArrayAsync(cancellationToken));
+            if (!document.RootElement.TryGetProperty("manifests", out var manifests) || manifests.ValueKind != JsonValueKind.Array) return [];
+            return manifests.EnumerateArray()
+                .Select(m => m.TryGetProperty("digest", out var d) && Digest.TryParse(d.GetString(), out var digest) ? digest : (Digest?)null)
+                .OfType<Digest>().ToList();
+        }
+        catch (JsonException)
+        {
+            return [];
+        }
+    }
+
+    private static HttpRequestMessage ManifestRequest(HttpMethod method, string repository, string reference)
+    {
+        var request = new HttpRequestMessage(method, $"v2/{repository}/manifests/{reference}");
+        foreach (var type in ManifestTypes) request.Headers.Accept.ParseAdd(type);
+        return request;
+    }
+
+    private static string? NextLink(HttpResponseMessage response)
+    {
+        if (!response.Headers.TryGetValues("Link", out var links)) return null;
+        var link = links.FirstOrDefault(l => l.Contains("rel=\"next\"", StringComparison.Ordinal));
+        if (link is null) return null;
+        var start = link.IndexOf('<');
+        var end = link.IndexOf('>');
+        return start < 0 || end <= start ? null : link[(start + 1)..end].TrimStart('/');
+    }
+
+    private static async Task EnsureAsync(HttpResponseMessage response, string what)
+    {
+        if (response.IsSuccessStatusCode) return;
+        var body = response.Content is null ? "" : await response.Content.ReadAsStringAsync();
+        if (body.Length > 500) body = body[..500];
+        throw new RegistryCallException($"{what}: {(int)response.StatusCode} {response.ReasonPhrase} {body}".TrimEnd(), response.StatusCode);
+    }
+
+    /// <summary>Sends with authentication and retries (429, 5xx, dropped connections), rebuilding the request for each attempt.</summary>
+    private async Task<HttpResponseMessage> SendAsync(Func<HttpRequestMessage> build, string? repository, string? actions,
+        CancellationToken cancellationToken, bool streamed = false, string? extraScope = null)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            HttpResponseMessage? response = null;
+            try
+            {
+                using var request = build();
+                response = await SendOnceAsync(request, repository, actions, cancellationToken, streamed, extraScope);
+                if (attempt < maxAttempts && (response.StatusCode == HttpStatusCode.TooManyRequests || (int)response.StatusCode >= 500))
+                {
+                    var delay = Backoff(attempt, response.Headers.RetryAfter);
+                    response.Dispose();
+                    await Task.Delay(delay, cancellationToken);
+                    continue;
+                }
+                return response;
+            }
+            catch (Exception e) when (attempt < maxAttempts && e is HttpRequestException or IOException && !cancellationToken.IsCancellationRequested)
+            {
+                response?.Dispose();
+                await Task.Delay(Backoff(attempt, null), cancellationToken);
+            }
+        }
+    }
+
+    /// <summary>One request; on a 401 with a challenge, authenticates (token or Basic) and sends it once more.</summary>
+    private async Task<HttpResponseMessage> SendOnceAsync(HttpRequestMessage request, string? repository, string? actions,
+        CancellationToken cancellationToken, bool streamed = false, string? extraScope = null)
+    {
+        await PaceAsync(cancellationToken);
+        var scope = repository is null ? "registry:catalog:*" : $"repository:{repository}:{actions}";
+        if (extraScope is not null) scope += " " + extraScope;
+        Authorize(request, scope);
+        var completion = streamed ? HttpCompletionOption.ResponseHeadersRead : HttpCompletionOption.ResponseContentRead;
+        var response = await http.SendAsync(request, completion, cancellationToken);
+        if (response.StatusCode != HttpStatusCode.Unauthorized || request.Content is StreamContent) return response;
+        var challenge = response.Headers.WwwAuthenticate.FirstOrDefault();
+        if (challenge is null) return response;
+        if (challenge.Scheme.Equals("Basic", StringComparison.OrdinalIgnoreCase) && credentials is not null && !basic) basic = true;
+        else if (challenge.Scheme.Equals("Bearer", StringComparison.OrdinalIgnoreCase)) await FetchTokenAsync(challenge.Parameter ?? "", scope, cancellationToken);
+        else return response;
+        response.Dispose();
+        using var retry = await CloneAsync(request);
+        Authorize(retry, scope);
+        return await http.SendAsync(retry, completion, cancellationToken);
+    }
+
+    private void Authorize(HttpRequestMessage request, string scope)
+    {
+        if (tokens.TryGetValue(scope, out var token)) request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        else if (basic && credentials is { } c)
+            request.Headers.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{c.User}:{c.Password}")));
+    }
+
+    private async Task FetchTokenAsync(string parameters, string scope, CancellationToken cancellationToken)
+    {
+        var values = ParseChallenge(parameters);
+        if (!values.TryGetValue("realm", out var realm)) throw new RegistryCallException("Bearer challenge without a realm");
+        var query = new StringBuilder($"?service={Uri.EscapeDataString(values.GetValueOrDefault("service", ""))}");
+        foreach (var part in scope.Split(' ')) query.Append("&scope=").Append(Uri.EscapeDataString(part));
+        using var request = new HttpRequestMessage(HttpMethod.Get, realm + query);
+        if (credentials is { } c)
+            request.Headers.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{c.User}:{c.Password}")));
+        using var response = await http.SendAsync(request, cancellationToken);
+        await EnsureAsync(response, "token request");
+        using var document = JsonDocument.Parse(await response.Content.ReadAsByteArrayAsync(cancellationToken));
+        var token = document.RootElement.TryGetProperty("token", out var t) ? t.GetString()
+            : document.RootElement.TryGetProperty("access_token", out var a) ? a.GetString() : null;
+        tokens[scope] = token ?? throw new RegistryCallException("token response without a token");
+    }
+
+    private static Dictionary<string, string> ParseChallenge(string parameters)
+    {
+        var result = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        foreach (System.Text.RegularExpressions.Match match in System.Text.RegularExpressions.Regex.Matches(parameters, "(\\w+)=\"([^\"]*)\""))
+            result[match.Groups[1].Value] = match.Groups[2].Value;
+        return result;
+    }
+
+    private static async Task<HttpRequestMessage> CloneAsync(HttpRequestMessage request)
+    {
+        var clone = new HttpRequestMessage(request.Method, request.RequestUri);
+        foreach (var header in request.Headers.Where(h => h.Key != "Authorization")) clone.Headers.TryAddWithoutValidation(header.Key, header.Value);
+        if (request.Content is not null)
+        {
+            var bytes = await request.Content.ReadAsByteArrayAsync();
+            clone.Content = new ByteArrayContent(bytes);
+            foreach (var header in request.Content.Headers) clone.Content.Headers.TryAddWithoutValidation(header.Key, header.Value);
+        }
+        return clone;
+    }
+
+    private async Task PaceAsync(CancellationToken cancellationToken)
+    {
+        if (minInterval == TimeSpan.Zero) return;
+        await rate.WaitAsync(cancellationToken);
+        try
+        {
+            var wait = nextRequest - DateTimeOffset.UtcNow;
+            if (wait > TimeSpan.Zero) await Task.Delay(wait, cancellationToken);
+            nextRequest = DateTimeOffset.UtcNow + minInterval;
+        }
+        finally
+        {
+            rate.Release();
+        }
+    }
+
+    /// <summary>Retry-After when the server gives one (capped at a minute), else exponential back-off with jitter.</summary>
+    private static TimeSpan Backoff(int attempt, RetryConditionHeaderValue? retryAfter)
+    {
+        if (retryAfter?.Delta is { } delta) return delta > TimeSpan.FromMinutes(1) ? TimeSpan.FromMinutes(1) : delta;
+        if (retryAfter?.Date is { } date) return TimeSpan.FromSeconds(Math.Clamp((date - DateTimeOffset.UtcNow).TotalSeconds, 0, 60));
+        var baseDelay = TimeSpan.FromMilliseconds(200 * Math.Pow(2, attempt - 1));
+        return baseDelay + TimeSpan.FromMilliseconds(Random.Shared.Next(0, 100));
+    }
+
+    public void Dispose()
+    {
+        http.Dispose();
+        rate.Dispose();
+    }
+}
