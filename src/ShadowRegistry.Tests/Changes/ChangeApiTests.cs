@@ -213,7 +213,7 @@ public sealed class ChangeApiTests
     {
         var clock = new FakeTimeProvider();
         await using var server = await RegistryServer.StartAsync(services => services.AddSingleton<TimeProvider>(clock),
-            "--Changes:CleanupInterval", "00:05:00");
+            "--Changes:CleanupInterval", "00:05:00", "--Changes:ExpiredRetention", "00:10:00");
         using var client = server.CreateClient();
         await client.PutChangeAsync("short", HttpStatusCode.Created, ttl: "2m");
         await client.PutChangeAsync("behind", HttpStatusCode.Created, ahead: ["short"], ttl: "1h");
@@ -236,7 +236,11 @@ public sealed class ChangeApiTests
 
         clock.Advance(TimeSpan.FromMinutes(5));
         Assert.False(Directory.Exists(overlay));
+        // Still told it expired (the record is a tombstone for Changes:ExpiredRetention), then forgotten.
+        using (var expired = await client.GetAsync("v2/changes/short/app/manifests/latest")) Assert.Contains("expired", await expired.Content.ReadAsStringAsync());
+        clock.Advance(TimeSpan.FromMinutes(10));
         Assert.False(File.Exists(Path.Combine(server.StorageRoot, "changes", "short", "change")));
+        using (var unknown = await client.GetAsync("v2/changes/short/app/manifests/latest")) Assert.Contains("unknown", await unknown.Content.ReadAsStringAsync());
 
         // The id can be used again, from an empty overlay.
         await client.PutChangeAsync("short", HttpStatusCode.Created);

@@ -212,12 +212,11 @@ public sealed class ChangeService(
             var stored = await store.GetAsync(id, cancellationToken, fresh: true);
             if (stored is not null && stored.Record.IsExpired(now))
             {
-                // Expired: the record goes too, unless it was renewed or replaced meanwhile.
-                if (await store.TryDeleteAsync(id, stored.Version, cancellationToken))
-                {
-                    logger.LogInformation("Change {ChangeId} expired at {ExpiresAt:O}; removing its overlay", id, stored.Record.ExpiresAt);
-                    overlays.Forget(stored.Record.Overlay);
-                }
+                // Expired: the overlay goes now. The record stays a while as a tombstone, so clients are told the
+                // change expired rather than that it never existed; then it goes too, unless renewed meanwhile.
+                overlays.Forget(stored.Record.Overlay);
+                if (now - stored.Record.ExpiresAt >= options.Value.ExpiredRetention && await store.TryDeleteAsync(id, stored.Version, cancellationToken))
+                    logger.LogInformation("Forgot change {ChangeId}, expired at {ExpiresAt:O}", id, stored.Record.ExpiresAt);
                 stored = null;
             }
             var before = await store.ListGenerationsAsync(id, cancellationToken);
