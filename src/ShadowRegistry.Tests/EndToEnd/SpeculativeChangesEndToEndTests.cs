@@ -244,6 +244,77 @@ public sealed class SpeculativeChangesEndToEndTests(ITestOutputHelper output)
         Assert.Equal(upstream, await SkopeoDigestAsync(skopeo, $"docker://{world.UpstreamRegistry.HostPort}/{GateWorld.Repository}:stable"));
     }
 
+    [EndToEndFact(true, "containerd", "ctr", "skopeo", "docker-registry")]
+    public async Task ContainerdPullsAndPushesThroughAViewWithHostsTomlOverridePath()
+    {
+        ContainerdDaemon.Require();
+        await using var world = await GateWorld.StartAsync(output);
+        var skopeo = world.Sandbox.Skopeo(output);
+        var registry = world.Server.HostPort;
+        await world.PutChangeAsync("a", HttpStatusCode.Created);
+        await world.PutChangeAsync("b", HttpStatusCode.Created, ahead: ["a"]);
+        await world.PutChangeAsync("c", HttpStatusCode.Created);
+        Assert.Equal(world.ImageA.ManifestDigest, await SkopeoCopyAsync(skopeo, $"oci:{world.LayoutA.Root}:latest", $"docker://{registry}/changes/a/{Image}:latest"));
+
+        await using var daemon = await ContainerdDaemon.StartAsync(output);
+        var ctr = daemon.Ctr(output);
+        var reference = $"{Image}:latest";
+
+        // B's view as docker.io's host: containerd asks http://REGISTRY/v2/changes/b/library/app/...?ns=docker.io.
+        var hostsB = HostsDir(daemon, "hosts-b", $"http://{registry}/v2/changes/b");
+        await ctr.RunAsync("images", "pull", "--hosts-dir", hostsB, reference);
+        Assert.Contains(world.ImageA.ManifestDigest, await CtrListAsync(ctr, reference));
+        await ctr.RunAsync("images", "check", $"name=={reference}");
+
+        // C's view: the upstream's image.
+        await ctr.RunAsync("images", "rm", "--sync", reference);
+        await ctr.RunAsync("content", "prune", "references");
+        var hostsC = HostsDir(daemon, "hosts-c", $"http://{registry}/v2/changes/c");
+        await ctr.RunAsync("images", "pull", "--hosts-dir", hostsC, reference);
+        Assert.Contains(world.Upstream.ManifestDigest, await CtrListAsync(ctr, reference));
+
+        // ctr pushes B's own build through B's view (the "push" capability of the same host): it lands in B's overlay only.
+        await ctr.RunAsync("images", "rm", "--sync", reference);
+        var archive = daemon.Scratch.FilePath("image-b.tar");
+        await TarFile.CreateFromDirectoryAsync(world.LayoutB.Root, archive, includeBaseDirectory: false);
+        await ctr.RunAsync("images", "import", "--base-name", Image, archive);
+        Assert.Contains(world.ImageB.ManifestDigest, await CtrListAsync(ctr, reference));
+        await ctr.RunAsync("images", "push", "--hosts-dir", hostsB, reference);
+        Assert.Equal((world.ImageB.ManifestDigest, "change/b"), await world.ManifestAsync("changes/b/", "latest"));
+        Assert.Equal((world.ImageA.ManifestDigest, "change/a"), await world.ManifestAsync("changes/a/", "latest"));
+        Assert.Equal((world.Upstream.ManifestDigest, "upstream/docker.io"), await world.ManifestAsync("", "latest"));
+        var tags = (await world.Client.GetFromJsonAsync<JsonObject>("api/v1/changes/b"))!["tags"]!.AsArray().Single()!;
+        Assert.Equal((GateWorld.LocalRepository, "latest", world.ImageB.ManifestDigest), ((string?)tags["repository"], (string?)tags["tag"], (string?)tags["digest"]));
+
+        // And pulls it back through B, from nothing.
+        await ctr.RunAsync("images", "rm", "--sync", reference);
+        await ctr.RunAsync("content", "prune", "references");
+        await ctr.RunAsync("images", "pull", "--hosts-dir", hostsB, reference);
+        Assert.Contains(world.ImageB.ManifestDigest, await CtrListAsync(ctr, reference));
+        await ctr.RunAsync("images", "check", $"name=={reference}");
+    }
+
+    /// <summary>
+    /// A hosts folder for ctr --hosts-dir whose docker.io/hosts.toml sends docker.io to <paramref name="view"/> only,
+    /// by its path (override_path): containerd then takes the host URL's path as the registry's /v2.
+    /// </summary>
+    private static string HostsDir(ContainerdDaemon daemon, string name, string view)
+    {
+        var folder = daemon.Scratch.Folder(name);
+        File.WriteAllText(Path.Combine(daemon.Scratch.Folder(name, "docker.io"), "hosts.toml"), $"""
+            server = "https://registry-1.docker.io"
+
+            [host."{view}"]
+              capabilities = ["pull", "resolve", "push"]
+              override_path = true
+            """);
+        return folder;
+    }
+
+    /// <summary>ctr's image list lines for <paramref name="reference"/> (name, type, digest, size, platforms).</summary>
+    private static async Task<string> CtrListAsync(ExternalTool ctr, string reference) =>
+        (await ctr.RunAsync("images", "ls", $"name=={reference}")).StandardOutput;
+
     /// <summary>skopeo copy to a registry over plain HTTP; the pushed manifest's digest.</summary>
     private static async Task<string> SkopeoCopyAsync(ExternalTool skopeo, string source, string destination)
     {
