@@ -244,6 +244,48 @@ public sealed class SpeculativeChangesEndToEndTests(ITestOutputHelper output)
         Assert.Equal(upstream, await SkopeoDigestAsync(skopeo, $"docker://{world.UpstreamRegistry.HostPort}/{GateWorld.Repository}:stable"));
     }
 
+    [EndToEndFact(false, "skopeo", "podman", "docker-registry")]
+    public async Task AChangeWithAShortTtlExpiresForEveryClient()
+    {
+        ExternalTool.Require("podman");
+        // The registry's clock is a fake one, advanced by the test: no sleeping for a TTL to pass.
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var world = await GateWorld.StartAsync(output, services => services.AddSingleton<TimeProvider>(clock),
+            "--Changes:CleanupInterval", "00:05:00");
+        var skopeo = world.Sandbox.Skopeo(output);
+        var podman = world.Sandbox.Podman(output);
+        var registry = world.Server.HostPort;
+
+        var created = await world.PutChangeAsync("short", HttpStatusCode.Created, ttl: "2m");
+        Assert.Equal(clock.GetUtcNow().AddMinutes(2), DateTimeOffset.Parse((string)created["expiresAt"]!), TimeSpan.FromSeconds(1));
+        await world.PutChangeAsync("behind", HttpStatusCode.Created, ahead: ["short"], ttl: "1h");
+        Assert.Equal(world.ImageA.ManifestDigest, await SkopeoCopyAsync(skopeo, $"oci:{world.LayoutA.Root}:latest", $"docker://{registry}/changes/short/{Image}:latest"));
+        Assert.Equal(world.ImageA.ConfigDigest, await PodmanPullThroughAsync(world, podman, $"{registry}/changes/behind/docker.io", "latest", world.ImageA.ManifestDigest));
+
+        // Expired, but not yet cleaned up (the clean-up runs every 5 minutes of the fake clock, the first time at 5 minutes).
+        clock.Advance(TimeSpan.FromMinutes(2));
+
+        // The expired change's view is gone for skopeo (the registry says why), and the API no longer lists it.
+        var expired = await skopeo.TryRunAsync("inspect", "--raw", "--tls-verify=false", $"docker://{registry}/changes/short/{Image}:latest");
+        Assert.False(expired.Succeeded, $"the expired change's view still answers:\n{expired.Describe()}");
+        Assert.Contains("expired", expired.StandardError);
+        using (var shown = await world.Client.GetAsync("api/v1/changes/short")) await shown.ExpectErrorAsync(HttpStatusCode.NotFound, "NAME_UNKNOWN");
+        var listed = (await world.Client.GetFromJsonAsync<JsonObject>("api/v1/changes"))!["changes"]!.AsArray();
+        Assert.Equal(["behind"], listed.Select(c => (string)c!["id"]!));
+        Assert.Equal("expired", (string?)listed[0]!["skipped"]![0]!["reason"]);
+
+        // The change behind it is skipped past it, to the upstream, by podman's mirror as by the API.
+        Assert.Equal(world.Upstream.ConfigDigest, await PodmanPullThroughAsync(world, podman, $"{registry}/changes/behind/docker.io", "latest", world.Upstream.ManifestDigest));
+        Assert.Equal((world.Upstream.ManifestDigest, "upstream/docker.io"), await world.ManifestAsync("changes/behind/", "latest"));
+
+        // After the clean-up (which removes the overlay and forgets the change) the view stays gone; the change behind still resolves.
+        clock.Advance(TimeSpan.FromMinutes(5));
+        var cleaned = await skopeo.TryRunAsync("inspect", "--raw", "--tls-verify=false", $"docker://{registry}/changes/short/{Image}:latest");
+        Assert.False(cleaned.Succeeded, $"the expired change's view answers after the clean-up:\n{cleaned.Describe()}");
+        Assert.Contains("name unknown", cleaned.StandardError);
+        Assert.Equal(world.Upstream.ManifestDigest, await SkopeoDigestAsync(skopeo, $"docker://{registry}/changes/behind/{Image}:latest"));
+    }
+
     [EndToEndFact(true, "containerd", "ctr", "skopeo", "docker-registry")]
     public async Task ContainerdPullsAndPushesThroughAViewWithHostsTomlOverridePath()
     {
