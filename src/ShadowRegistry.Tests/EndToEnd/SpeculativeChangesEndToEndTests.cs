@@ -336,6 +336,53 @@ public sealed class SpeculativeChangesEndToEndTests(ITestOutputHelper output)
         await ctr.RunAsync("images", "check", $"name=={reference}");
     }
 
+    [EndToEndFact(true, "dockerd", "docker", "containerd", "unshare", "skopeo", "docker-registry")]
+    public async Task DockerPullsAndPushesThroughAViewByItsHostName()
+    {
+        DockerDaemon.Require();
+        ExternalTool.Require("unshare");
+        await using var world = await GateWorld.StartAsync(output, null, "--Changes:HostSuffix", "changes.localhost");
+        var skopeo = world.Sandbox.Skopeo(output);
+        var port = world.Server.BaseAddress.Port;
+        await world.PutChangeAsync("a", HttpStatusCode.Created);
+        var described = await world.PutChangeAsync("b", HttpStatusCode.Created, ahead: ["a"]);
+        Assert.Equal("b.changes.localhost", (string?)described["view"]!["host"]);
+        Assert.Equal(world.ImageA.ManifestDigest, await SkopeoCopyAsync(skopeo, $"oci:{world.LayoutA.Root}:latest", $"docker://{world.Server.HostPort}/changes/a/{Image}:latest"));
+
+        // Docker's registry-mirrors cannot carry a path: B's view by its host name, which dockerd alone resolves to 127.0.0.1.
+        var viewHost = $"b.changes.localhost:{port}";
+        await using var daemon = await DockerDaemon.StartAsync(new DockerDaemonSettings
+        {
+            RegistryMirrors = [$"http://{viewHost}"],
+            InsecureRegistries = [viewHost],
+            LoopbackNames = ["b.changes.localhost"],
+        }, output);
+        var docker = daemon.Docker(output);
+
+        // A Docker Hub name: dockerd asks the mirror (B's view) for library/app and gets A's image, which only A's overlay holds.
+        await docker.RunAsync("pull", "app:latest");
+        Assert.Equal(world.ImageA.ConfigDigest, await DockerInspectAsync(docker, "app:latest", "{{.Id}}"));
+        Assert.Contains($"app@{world.ImageA.ManifestDigest}", await DockerInspectAsync(docker, "app:latest", "{{json .RepoDigests}}"));
+
+        // A push by the host form lands in B's overlay only (mirrors are for pulls; a push names the view's host).
+        await docker.RunAsync("tag", "app:latest", $"{viewHost}/library/app:docker");
+        var push = await docker.RunAsync("push", $"{viewHost}/library/app:docker");
+        var pushed = System.Text.RegularExpressions.Regex.Match(push.StandardOutput, @"docker: digest: (?<digest>sha256:[0-9a-f]{64})").Groups["digest"].Value;
+        Assert.Equal((pushed, "change/b"), await world.ManifestAsync("changes/b/", "docker"));
+        using (var notInA = await world.Client.GetAsync($"v2/changes/a/{GateWorld.LocalRepository}/manifests/docker")) await notInA.ExpectErrorAsync(HttpStatusCode.NotFound, "MANIFEST_UNKNOWN");
+        using (var notInBase = await world.Client.GetAsync($"v2/{GateWorld.LocalRepository}/manifests/docker")) await notInBase.ExpectErrorAsync(HttpStatusCode.NotFound, "MANIFEST_UNKNOWN");
+
+        // After A is deleted, the same pull through the same mirror gets the upstream's image.
+        using (var deleted = await world.Client.DeleteAsync("api/v1/changes/a")) await deleted.ExpectAsync(HttpStatusCode.NoContent);
+        await docker.RunAsync("rmi", "app:latest", $"{viewHost}/library/app:docker");
+        await docker.RunAsync("pull", "app:latest");
+        Assert.Equal(world.Upstream.ConfigDigest, await DockerInspectAsync(docker, "app:latest", "{{.Id}}"));
+        Assert.Contains($"app@{world.Upstream.ManifestDigest}", await DockerInspectAsync(docker, "app:latest", "{{json .RepoDigests}}"));
+    }
+
+    private static async Task<string> DockerInspectAsync(ExternalTool docker, string image, string format) =>
+        (await docker.RunAsync("image", "inspect", "--format", format, image)).StandardOutput.Trim();
+
     /// <summary>
     /// A hosts folder for ctr --hosts-dir whose docker.io/hosts.toml sends docker.io to <paramref name="view"/> only,
     /// by its path (override_path): containerd then takes the host URL's path as the registry's /v2.
