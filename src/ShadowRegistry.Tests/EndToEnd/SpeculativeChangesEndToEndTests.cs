@@ -112,6 +112,19 @@ internal sealed class GateWorld : IAsyncDisposable
         return (digest, response.Headers.TryGetValues("ShadowRegistry-Source", out var source) ? source.Single() : "(no ShadowRegistry-Source header)");
     }
 
+    /// <summary>
+    /// <c>ShadowRegistry changes ARGS</c> (in process) against this registry, as SHADOWREGISTRY_URL gives it; the exit
+    /// code and what it printed on standard output.
+    /// </summary>
+    public async Task<(int Code, string Output)> CliAsync(params string[] args)
+    {
+        var (output, error) = (new StringWriter(), new StringWriter());
+        var code = await ShadowRegistry.Cli.ChangesCommand.RunAsync(args, new StringReader(""), output, error,
+            name => name == "SHADOWREGISTRY_URL" ? Server.BaseAddress.ToString() : null, CancellationToken.None);
+        Assert.True(code is 0 or 3, $"changes {string.Join(' ', args)} exited with {code}:\n{output}\n{error}");
+        return (code, output.ToString());
+    }
+
     /// <summary>Files (not dot-temporaries) under the storage root's blobs/: each one is a blob's bytes on disk.</summary>
     public SortedSet<string> BlobFiles()
     {
@@ -152,8 +165,12 @@ public sealed class SpeculativeChangesEndToEndTests(ITestOutputHelper output)
         var upstream = world.Upstream.ManifestDigest;
         var (a, b) = (world.ImageA.ManifestDigest, world.ImageB.ManifestDigest);
 
+        // A and C by the API, B (A ahead of it) by the CLI a CI script would use.
         await world.PutChangeAsync("a", HttpStatusCode.Created);
-        var described = await world.PutChangeAsync("b", HttpStatusCode.Created, ahead: ["a"]);
+        var (code, printed) = await world.CliAsync("create", "b", "--ahead", "a", "--ttl", "6h", "--label", "project=app");
+        Assert.Equal(0, code);
+        var described = JsonNode.Parse(printed)!;
+        Assert.Equal(["a"], described["ahead"]!.AsArray().Select(id => (string)id!));
         Assert.Equal("/v2/changes/b/", (string?)described["view"]!["path"]);
         await world.PutChangeAsync("c", HttpStatusCode.Created);
 
@@ -207,19 +224,18 @@ public sealed class SpeculativeChangesEndToEndTests(ITestOutputHelper output)
             Assert.Equal(upstream, (string?)mismatch["expected"]);
             Assert.Null((string?)mismatch["actual"]);
         }
+        Assert.Equal(3, (await world.CliAsync("promote", "b", "--expect", $"{GateWorld.LocalRepository}:latest={upstream}")).Code);
         Assert.Equal((upstream, "upstream/docker.io"), await world.ManifestAsync("", "latest"));
         Assert.Equal(blobsBefore, world.BlobFiles());
 
-        // The right expectation (no local tag in the base): the base's tag becomes B's digest, and no blob byte is added.
-        using (var promoted = await world.Client.PostAsJsonAsync("api/v1/changes/b/promote",
-                   new { expect = new Dictionary<string, string?> { [$"{GateWorld.LocalRepository}:latest"] = null } }))
-        {
-            await promoted.ExpectAsync(HttpStatusCode.OK);
-            var entry = (await promoted.Content.ReadFromJsonAsync<JsonObject>())!["promoted"]!.AsArray().Single()!;
-            Assert.Equal(GateWorld.LocalRepository, (string?)entry["repository"]);
-            Assert.Equal(b, (string?)entry["digest"]);
-            Assert.True((bool)entry["changed"]!);
-        }
+        // The right expectation (no local tag in the base: "none"): the base's tag becomes B's digest, and no blob byte is added.
+        (code, printed) = await world.CliAsync("promote", "b", "--expect", $"{GateWorld.LocalRepository}:latest=none");
+        Assert.Equal(0, code);
+        var promoted = JsonNode.Parse(printed)!["promoted"]!.AsArray().Single()!;
+        Assert.Equal(GateWorld.LocalRepository, (string?)promoted["repository"]);
+        Assert.Equal(b, (string?)promoted["digest"]);
+        Assert.Null((string?)promoted["previous"]);
+        Assert.True((bool)promoted["changed"]!);
         Assert.Equal(blobsBefore, world.BlobFiles());
         Assert.Equal((b, "local"), await world.ManifestAsync("", "latest"));
         Assert.Equal(b, await SkopeoDigestAsync(skopeo, $"docker://{registry}/{Image}:latest"));
