@@ -9,6 +9,8 @@ public static class CommandLine
     public const string Usage = """
         Usage: ShadowRegistry [serve] [options]
                ShadowRegistry hash-password [--iterations N]   (password on stdin; prints the hash for Auth:Users)
+               ShadowRegistry healthcheck [options]            (exit 0 when the registry these options describe
+                                                                answers GET /healthz with 200, else 1)
 
         Runs the registry. With no options it stores data under ./data and listens on http://127.0.0.1:5000.
 
@@ -25,6 +27,7 @@ public static class CommandLine
     public static async Task<int> RunAsync(string[] args)
     {
         if (args.Length > 0 && args[0] == "hash-password") return HashPasswordCommand.Run(args[1..]);
+        if (args.Length > 0 && args[0] == "healthcheck") return await HealthCheckCommand.RunAsync(args[1..], Console.Error);
         if (args.Any(a => a is "-h" or "--help" or "help"))
         {
             Console.WriteLine(Usage);

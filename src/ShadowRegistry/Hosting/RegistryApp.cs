@@ -17,6 +17,14 @@ public static class RegistryApp
 {
     public const string DefaultUrl = "http://127.0.0.1:5000";
 
+    /// <summary>The command line's short options and the configuration keys they set.</summary>
+    public static Dictionary<string, string> CommandLineSwitches() => new()
+    {
+        ["--data"] = $"{RegistryOptions.Section}:{nameof(RegistryOptions.StorageRoot)}",
+        ["--listen"] = "urls",
+        ["--log-format"] = RegistryLogging.FormatKey,
+    };
+
     /// <param name="overrideServices">Replaces registered services after the defaults (tests swap the clock here).</param>
     public static WebApplication Build(string[] args, Action<IServiceCollection>? overrideServices = null)
     {
@@ -25,12 +33,7 @@ public static class RegistryApp
             Args = args,
             ContentRootPath = AppContext.BaseDirectory,
         });
-        builder.Configuration.AddCommandLine(args, new Dictionary<string, string>
-        {
-            ["--data"] = $"{RegistryOptions.Section}:{nameof(RegistryOptions.StorageRoot)}",
-            ["--listen"] = "urls",
-            ["--log-format"] = RegistryLogging.FormatKey,
-        });
+        builder.Configuration.AddCommandLine(args, CommandLineSwitches());
         if (string.IsNullOrEmpty(builder.Configuration["urls"])) builder.WebHost.UseUrls(DefaultUrl);
 
         // Every body is bounded unless its endpoint says otherwise: blob uploads lift the limit (layers of any size are
