@@ -57,6 +57,12 @@ public static class RegistryLogging
     public static void ConfigureRequestLogging(Serilog.AspNetCore.RequestLoggingOptions options)
     {
         options.MessageTemplate = "{RequestMethod} {RouteTemplate} responded {StatusCode} in {Elapsed:0.0} ms";
+        // A container's HEALTHCHECK or an orchestrator probes every few seconds: a healthy answer to a probe is not
+        // worth a line at the default level. Failures, and probes that fail, stay visible.
+        options.GetLevel = (context, _, exception) =>
+            exception is not null || context.Response.StatusCode >= 500 ? LogEventLevel.Error
+            : context.Request.Path.Value is "/healthz" or "/readyz" ? LogEventLevel.Debug
+            : LogEventLevel.Information;
         options.EnrichDiagnosticContext = (diagnostics, context) =>
         {
             diagnostics.Set("RouteTemplate", Template(context));
