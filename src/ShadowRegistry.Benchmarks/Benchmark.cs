@@ -37,6 +37,22 @@ public sealed class Benchmark(BenchmarkOptions options, IReadOnlyList<Target> ta
 
     public async Task RunAsync()
     {
+        // Start-up on its own first: ready time, and memory and CPU of the idle server, before the warm-up touches it.
+        foreach (var target in targets)
+        {
+            var idle = target.Server.IdleSample ?? throw new InvalidOperationException($"{target.Name}: no idle sample was taken after start-up");
+            rows.Add(new Row
+            {
+                Scenario = string.Create(CultureInfo.InvariantCulture, $"0a ready after {target.Server.ReadyAfter.TotalMilliseconds:0} ms, idle {ServerProcess.IdleSettle.TotalSeconds:0} s"),
+                Server = target.Name,
+                IsStartup = true,
+                Seconds = target.Server.ReadyAfter.TotalSeconds,
+                PeakRssKiB = idle.PeakRssKiB,
+                RssKiB = idle.RssKiB,
+                CpuSeconds = idle.CpuSeconds,
+                PeakSinceStart = true,
+            });
+        }
         foreach (var target in targets)
         {
             await StartupRowAsync(target);
@@ -270,7 +286,7 @@ public sealed class Benchmark(BenchmarkOptions options, IReadOnlyList<Target> ta
         var sample = t.Server.Sample();
         rows.Add(new Row
         {
-            Scenario = options.Warmup ? "0 start + warm-up" : "0 start",
+            Scenario = options.Warmup ? "0b start + warm-up" : "0b start",
             Server = t.Name,
             IsStartup = true,
             Ops = recorder.Ops,

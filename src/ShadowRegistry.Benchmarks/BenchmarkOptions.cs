@@ -26,8 +26,9 @@ public sealed class BenchmarkOptions
 
         General:
           --quick                    smaller counts (about 20 s in all)
-          --shadow-dll <path>        ShadowRegistry.dll to run (default: src/ShadowRegistry/bin/Release/net10.0/;
-                                     built with `dotnet build -c Release src/ShadowRegistry` if it is missing)
+          --shadow-dll <path>        ShadowRegistry.dll to run (default: the published build,
+                                     src/ShadowRegistry/bin/Release/net10.0/<rid>/publish/; made with
+                                     `dotnet publish -c Release src/ShadowRegistry` if it is missing)
           --distribution <path>      docker-registry binary (default: docker-registry on PATH)
           --dotnet <path>            dotnet host used to run the dll (default: dotnet on PATH)
           --temp-dir <folder>        where the two storage folders are created (default: the system temp folder)

@@ -317,21 +317,32 @@ public sealed class DockerDaemon : ContainerDaemon
     }
 
     /// <summary>The docker CLI against this daemon only (-H its socket), with a private DOCKER_CONFIG and the legacy builder.</summary>
-    public ExternalTool Docker(ITestOutputHelper? output = null) => Cli(Scratch, SocketPath, output);
+    /// <param name="timeout">Longest run of one command (default <see cref="ExternalTool.DefaultTimeout"/>).</param>
+    public ExternalTool Docker(ITestOutputHelper? output = null, TimeSpan? timeout = null) => Cli(Scratch, SocketPath, output, timeout);
 
-    private static ExternalTool Cli(ScratchDirectory scratch, string socket, ITestOutputHelper? output) => new("docker", output)
+    /// <summary>
+    /// The environment a script that runs `docker` itself needs to reach this daemon only: DOCKER_HOST (its socket),
+    /// the private DOCKER_CONFIG and the legacy builder.
+    /// </summary>
+    public IReadOnlyDictionary<string, string?> ClientEnvironment => ClientEnvironmentOf(Scratch, SocketPath);
+
+    private static ExternalTool Cli(ScratchDirectory scratch, string socket, ITestOutputHelper? output, TimeSpan? timeout = null) => new("docker", output)
     {
         BaseArguments = ["-H", $"unix://{socket}"],
-        Environment = new Dictionary<string, string?>
-        {
-            ["DOCKER_CONFIG"] = scratch.Folder("cli-config"),
-            // No buildx plugin here: the legacy builder builds FROM scratch + COPY offline, and says so without warning.
-            ["DOCKER_BUILDKIT"] = "0",
-            ["DOCKER_HOST"] = null,
-            ["DOCKER_CONTEXT"] = null,
-            ["DOCKER_CLI_HINTS"] = "false",
-        },
+        Environment = new Dictionary<string, string?>(ClientEnvironmentOf(scratch, null)),
         WorkingDirectory = scratch.Path,
+        Timeout = timeout ?? ExternalTool.DefaultTimeout,
+    };
+
+    /// <param name="socket">Null when the CLI is given -H instead.</param>
+    private static Dictionary<string, string?> ClientEnvironmentOf(ScratchDirectory scratch, string? socket) => new()
+    {
+        ["DOCKER_CONFIG"] = scratch.Folder("cli-config"),
+        // No buildx plugin here: the legacy builder builds FROM scratch + COPY offline, and says so without warning.
+        ["DOCKER_BUILDKIT"] = "0",
+        ["DOCKER_HOST"] = socket is null ? null : $"unix://{socket}",
+        ["DOCKER_CONTEXT"] = null,
+        ["DOCKER_CLI_HINTS"] = "false",
     };
 }
 
