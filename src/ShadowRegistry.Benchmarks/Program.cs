@@ -95,7 +95,8 @@ try
         "Peak RSS = VmHWM of the server process during the scenario (reset through /proc/PID/clear_refs before it; * = since start, where the kernel refused); " +
         "RSS after = VmRSS at the end; CPU s = server utime+stime during the scenario; the start rows show totals since start: 0a the ready time in place of the scenario time (s) and " +
         "the idle server's memory and CPU before any request but the readiness probes, 0b the same after the untimed warm-up. " +
-        "ops/s vs dist = ShadowRegistry ÷ distribution (> 1 is faster). Viol = correctness violations (wrong bytes or digests, missing tags, " +
+        "ops/s vs dist = ShadowRegistry ÷ distribution (> 1 is faster); in brackets, for 6v (ShadowRegistry only: distribution has no change views), " +
+        "ShadowRegistry's ops/s through the view ÷ its own ops/s in 6 of this run. Viol = correctness violations (wrong bytes or digests, missing tags, " +
         "or in (3) a HEAD after the push that is not 200 with the full length).",
         string.Create(CultureInfo.InvariantCulture,
             $"Start-up (row 0a): ready after {Report.Shadow} {shadow.ReadyAfter.TotalMilliseconds:0} ms, {Report.Distribution} {dist.ReadyAfter.TotalMilliseconds:0} ms " +
