@@ -15,54 +15,9 @@ namespace ShadowRegistry.Tests.EndToEnd;
 /// promoted on "merged" (a wrong expectation fails the play first and changes nothing) and the change deleted, the
 /// node's files are put back; "abandoned" deletes a change and tolerates one that is already gone.
 /// </summary>
-public sealed class ChangePlaybookTests(ITestOutputHelper output) : IAsyncLifetime
+public sealed class ChangePlaybookTests(ITestOutputHelper output) : PlaybookRun(output, "ansible-changes", "--Changes:HostSuffix", HostSuffix)
 {
     private const string HostSuffix = "changes.test";
-
-    private static readonly string Playbooks = Path.Combine(RepositoryRoot(), "playbooks");
-
-    private readonly ContainerToolSandbox sandbox = new("ansible-changes");
-    private RegistryServer server = null!;
-
-    public async Task InitializeAsync()
-    {
-        ExternalTool.Require("ansible-playbook");
-        server = await RegistryServer.StartAsync("--Changes:HostSuffix", HostSuffix);
-    }
-
-    public async Task DisposeAsync()
-    {
-        await server.DisposeAsync();
-        await sandbox.DisposeAsync();
-    }
-
-    private ExternalTool Ansible() => new("ansible-playbook", output)
-    {
-        Environment = new Dictionary<string, string?>(sandbox.Environment)
-        {
-            ["ANSIBLE_LOCAL_TEMP"] = sandbox.Folder("ansible-local"),
-            ["ANSIBLE_REMOTE_TEMP"] = sandbox.Folder("ansible-remote"),
-            ["ANSIBLE_NOCOLOR"] = "1",
-            ["ANSIBLE_RETRY_FILES_ENABLED"] = "0",
-        },
-        WorkingDirectory = Playbooks,
-        Timeout = TimeSpan.FromMinutes(3),
-    };
-
-    private string Inventory()
-    {
-        var path = Path.Combine(sandbox.Folder("inventory"), "hosts.ini");
-        File.WriteAllText(path, "[ci_nodes]\nlocalhost ansible_connection=local\n");
-        return path;
-    }
-
-    private string[] Local(string playbook, params string[] more) =>
-    [
-        "-i", Inventory(), playbook,
-        "-e", "shadow_registry_host=127.0.0.1", "-e", $"shadow_registry_port={server.BaseAddress.Port}",
-        "-e", "ansible_become=false", "-e", "ansible_python_interpreter=/usr/bin/python3",
-        .. more,
-    ];
 
     [Fact]
     public async Task BothPlaybooksPassTheSyntaxCheck()
@@ -75,14 +30,14 @@ public sealed class ChangePlaybookTests(ITestOutputHelper output) : IAsyncLifeti
     [Fact]
     public async Task StartPointsTheClientsAtTheViewAndFinishMergedPromotesDeletesAndRestores()
     {
-        using var client = server.CreateClient();
-        var address = server.HostPort;
-        var port = server.BaseAddress.Port;
+        using var client = Server.CreateClient();
+        var address = Server.HostPort;
+        var port = Server.BaseAddress.Port;
         await client.PutChangeAsync("q1", HttpStatusCode.Created);
 
         // The node as configure-clients.yml (or its admin) left it: Docker with a stale change mirror, containerd with
         // its own docker.io hosts.toml.
-        var etc = sandbox.Folder("etc");
+        var etc = Sandbox.Folder("etc");
         var daemonJson = Path.Combine(etc, "docker", "daemon.json");
         Directory.CreateDirectory(Path.GetDirectoryName(daemonJson)!);
         File.WriteAllText(daemonJson, $$"""{"log-level": "warn", "registry-mirrors": ["http://stale.{{HostSuffix}}:{{port}}", "https://mirror.example"]}""");
@@ -179,7 +134,7 @@ public sealed class ChangePlaybookTests(ITestOutputHelper output) : IAsyncLifeti
     [Fact]
     public async Task FinishAbandonedDeletesTheChangeAndToleratesOneAlreadyGone()
     {
-        using var client = server.CreateClient();
+        using var client = Server.CreateClient();
         await client.PutChangeAsync("dropped", HttpStatusCode.Created);
         await client.PushImageAsync("changes/dropped/app", "latest", seed: 9);
         string[] abandon = ["-e", "change_id=dropped", "-e", "change_outcome=abandoned", "-e", "shadow_registry_change_clients=false"];
@@ -198,10 +153,4 @@ public sealed class ChangePlaybookTests(ITestOutputHelper output) : IAsyncLifeti
 
     private static string[] Strings(JsonNode? array) => array!.AsArray().Select(n => n!.GetValue<string>()).ToArray();
 
-    private static string RepositoryRoot()
-    {
-        for (var directory = AppContext.BaseDirectory; directory is not null; directory = Path.GetDirectoryName(directory))
-            if (File.Exists(Path.Combine(directory, "ShadowRegistry.sln"))) return directory;
-        throw new InvalidOperationException("cannot find the repository root above " + AppContext.BaseDirectory);
-    }
 }

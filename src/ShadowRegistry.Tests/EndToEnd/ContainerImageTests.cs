@@ -124,12 +124,7 @@ public sealed partial class ContainerImageTests(ITestOutputHelper output)
     private static async Task<string> InspectAsync(ExternalTool docker, string kind, string name, string format) =>
         (await docker.RunAsync(kind, "inspect", "--format", format, name)).StandardOutput.Trim();
 
-    private static string RepositoryRoot()
-    {
-        for (var directory = AppContext.BaseDirectory; directory is not null; directory = Path.GetDirectoryName(directory))
-            if (File.Exists(Path.Combine(directory, "ShadowRegistry.sln"))) return directory;
-        throw new InvalidOperationException("cannot find the repository root above " + AppContext.BaseDirectory);
-    }
+    private static string RepositoryRoot() => TestPaths.RepositoryRoot();
 
     [GeneratedRegex(@"^Uid:\s+(?<uid>\d+)", RegexOptions.Multiline)]
     private static partial Regex UidLine();

@@ -10,55 +10,8 @@ namespace ShadowRegistry.Tests.EndToEnd;
 /// passes --syntax-check; configure-clients.yml stages its files below a scratch /etc and is idempotent; and
 /// functional-test.yml pushes, pulls and compares an image against a registry started by the test.
 /// </summary>
-public sealed class PlaybookTests(ITestOutputHelper output) : IAsyncLifetime
+public sealed class PlaybookTests(ITestOutputHelper output) : PlaybookRun(output, "ansible")
 {
-    private static readonly string Playbooks = Path.Combine(RepositoryRoot(), "playbooks");
-
-    private readonly ContainerToolSandbox sandbox = new("ansible");
-    private RegistryServer server = null!;
-
-    public async Task InitializeAsync()
-    {
-        ExternalTool.Require("ansible-playbook");
-        server = await RegistryServer.StartAsync();
-    }
-
-    public async Task DisposeAsync()
-    {
-        await server.DisposeAsync();
-        await sandbox.DisposeAsync();
-    }
-
-    /// <summary>ansible-playbook against localhost, inside the tool sandbox, without privilege escalation (tests run as root or not at all).</summary>
-    private ExternalTool Ansible() => new("ansible-playbook", output)
-    {
-        Environment = new Dictionary<string, string?>(sandbox.Environment)
-        {
-            ["ANSIBLE_LOCAL_TEMP"] = sandbox.Folder("ansible-local"),
-            ["ANSIBLE_REMOTE_TEMP"] = sandbox.Folder("ansible-remote"),
-            ["ANSIBLE_NOCOLOR"] = "1",
-            ["ANSIBLE_RETRY_FILES_ENABLED"] = "0",
-        },
-        WorkingDirectory = Playbooks,
-        Timeout = TimeSpan.FromMinutes(3),
-    };
-
-    /// <summary>This machine as every group the playbooks target, reached without SSH.</summary>
-    private string Inventory()
-    {
-        var path = Path.Combine(sandbox.Folder("inventory"), "hosts.ini");
-        File.WriteAllText(path, "[registry]\nlocalhost ansible_connection=local\n\n[ci_nodes]\nlocalhost ansible_connection=local\n");
-        return path;
-    }
-
-    private string[] Local(string playbook, params string[] more) =>
-    [
-        "-i", Inventory(), playbook,
-        "-e", "shadow_registry_host=127.0.0.1", "-e", $"shadow_registry_port={server.BaseAddress.Port}",
-        "-e", "ansible_become=false", "-e", "ansible_python_interpreter=/usr/bin/python3",
-        .. more,
-    ];
-
     [Fact]
     public async Task EveryPlaybookPassesTheSyntaxCheck()
     {
@@ -70,11 +23,11 @@ public sealed class PlaybookTests(ITestOutputHelper output) : IAsyncLifetime
     [Fact]
     public async Task ConfigureClientsWritesEveryToolsConfigurationAndIsIdempotent()
     {
-        var etc = sandbox.Folder("etc");
+        var etc = Sandbox.Folder("etc");
         Directory.CreateDirectory(Path.Combine(etc, "docker"));
         // An existing daemon.json keeps its own settings; the registry is merged in.
         File.WriteAllText(Path.Combine(etc, "docker", "daemon.json"), """{"log-level": "warn", "insecure-registries": ["other:5000"]}""");
-        var address = server.HostPort;
+        var address = Server.HostPort;
         string[] staged = ["-e", $"shadow_registry_etc={etc}", "-e", """{"shadow_registry_mirror_of": ["docker.io"]}"""];
 
         var first = await Ansible().RunAsync(Local("configure-clients.yml", staged));
@@ -112,17 +65,11 @@ public sealed class PlaybookTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Contains("failed=0", run.StandardOutput);
 
         // It cleaned up after itself: the repository exists (it was pushed to) but holds no tag any more.
-        using var client = server.CreateClient();
+        using var client = Server.CreateClient();
         using var tags = await client.GetAsync("v2/playbook/functional-test/tags/list");
         Assert.Equal(HttpStatusCode.OK, tags.StatusCode);
         var list = JsonNode.Parse(await tags.Content.ReadAsStringAsync())!["tags"]?.AsArray();
         Assert.True(list is null || list.Count == 0, $"tags left behind: {list?.ToJsonString()}");
     }
 
-    private static string RepositoryRoot()
-    {
-        for (var directory = AppContext.BaseDirectory; directory is not null; directory = Path.GetDirectoryName(directory))
-            if (File.Exists(Path.Combine(directory, "ShadowRegistry.sln"))) return directory;
-        throw new InvalidOperationException("cannot find the repository root above " + AppContext.BaseDirectory);
-    }
 }
