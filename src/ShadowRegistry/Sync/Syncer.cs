@@ -174,12 +174,11 @@ public sealed class Syncer(OciRegistryClient source, RegistryReference from, Oci
         if (!await destination.DeleteManifestAsync(repository, digest.ToString(), cancellationToken))
             throw new RegistryCallException($"the destination deletes neither tags nor manifests (enable deletes there)");
         if (manifest is null) return;
-        foreach (var (other, otherDigest) in destinationTags)
-        {
-            if (other == tag || otherDigest != digest) continue;
-            // Kept only when it should stay: the source has it at the same digest, or extras are kept.
-            if (sourceTags.TryGetValue(other, out var wanted) ? wanted == digest : options.KeepExtra)
-                await destination.PutManifestAsync(repository, other, manifest, cancellationToken);
-        }
+        // Put back every tag that must stay on this digest: the source's tags on it (copies and updates ran before the
+        // deletes, so some may point at it only since this sync began), and extras when they are kept.
+        var restore = sourceTags.Where(p => p.Value == digest).Select(p => p.Key)
+            .Concat(options.KeepExtra ? destinationTags.Where(p => p.Value == digest && !sourceTags.ContainsKey(p.Key)).Select(p => p.Key) : [])
+            .Where(other => other != tag).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal);
+        foreach (var other in restore) await destination.PutManifestAsync(repository, other, manifest, cancellationToken);
     }
 }
