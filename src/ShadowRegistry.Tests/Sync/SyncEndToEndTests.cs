@@ -198,10 +198,34 @@ public sealed class SyncEndToEndTests(SyncEndToEndFixture fixture, ITestOutputHe
         Assert.Equal(SyncCommand.InSync, again.Exit);
         Assert.Contains("0 write(s) to the destination", again.Output);
 
+        if (to.StartsWith("dist", StringComparison.Ordinal))
+        {
+            // Distribution 2.8 deletes no tags: the extra ones went by digest, and the tags sharing them were put back.
+            var log = (to == "dist1" ? fixture.Distribution1 : fixture.Distribution2).Log;
+            Assert.Contains($"DELETE /v2/{destination[(destination.IndexOf('/') + 1)..]}/manifests/sha256:", log);
+        }
+
         // Exactly the source's tags, byte-identical manifests, and the index pulls whole (every platform) from there.
         await AssertSameTagsAsync(source, destination);
         var pulled = fixture.Sandbox.Folder("pulled", $"{from}-{to}");
         await fixture.Sandbox.Skopeo(output).RunAsync("copy", "--all", "--preserve-digests", "--src-tls-verify=false", $"docker://{destination}:multi", $"oci:{pulled}:multi");
+    }
+
+    [SyncToolsFact]
+    public async Task ASingleTagSyncLeavesTheDestinationsOtherTagsAlone()
+    {
+        var source = Repository("shadow1", "e2e/single/source");
+        var destination = Repository("dist2", "e2e/single/destination");
+        await PushAsync("A", $"{source}:v1");
+        await PushAsync("B", $"{source}:v2");
+        await PushAsync("C", $"{destination}:v1");
+        await PushAsync("C", $"{destination}:mine");
+        var sync = await RunAsync(true, $"http://{source}:v1", $"http://{destination}");
+        Assert.Equal(SyncCommand.InSync, sync.Exit);
+        using var client = fixture.Distribution2.CreateClient();
+        var tags = await TagsAsync(client, "e2e/single/destination");
+        Assert.Equal(["mine", "v1"], tags);
+        Assert.Equal(SyncCommand.Error, (await RunAsync(true, $"http://{source}:v1", $"http://{destination}:v2")).Exit);
     }
 
     [SyncToolsFact]

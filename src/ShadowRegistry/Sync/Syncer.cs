@@ -112,8 +112,9 @@ public sealed class Syncer(OciRegistryClient source, RegistryReference from, Oci
 
     private async Task<Dictionary<string, Digest>> TagsAsync(OciRegistryClient client, string repository, CancellationToken cancellationToken)
     {
-        var reference = client == source ? from : to;
-        var tags = reference.Tag is { } single && !reference.IsPrefix ? [single] : await client.ListTagsAsync(repository, cancellationToken);
+        // A tag named on either side limits both sides to it: "sync a:v1 b" must not see b's other tags as extra.
+        var single = from.IsPrefix || to.IsPrefix ? null : from.Tag ?? to.Tag;
+        var tags = single is not null ? [single] : await client.ListTagsAsync(repository, cancellationToken);
         var result = new Dictionary<string, Digest>(StringComparer.Ordinal);
         foreach (var tag in tags)
         {
