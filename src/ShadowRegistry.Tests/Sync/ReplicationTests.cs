@@ -6,6 +6,7 @@ using System.Threading.Channels;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
 using ShadowRegistry.Sync;
+using ShadowRegistry.Tests.Auth;
 using ShadowRegistry.Tests.Changes;
 using ShadowRegistry.Tests.Infrastructure;
 
@@ -155,6 +156,46 @@ public sealed class ReplicationTests
         Assert.Equal(0, replication.Status["standby"].Pending);
         using var clientB = b.CreateClient();
         Assert.Equal(v1, (await clientB.GetManifestAsync("app", "v1")).Digest);
+    }
+
+    /// <summary>
+    /// Authentication on both sides, anonymous pull off: the replicator reads its own registry with tokens from its
+    /// own token service (repositories and the catalog, for the reconcile) and writes with the destination's
+    /// configured credentials through the destination's token endpoint.
+    /// </summary>
+    [Fact]
+    public async Task WithAuthenticationOnBothSidesItReadsWithItsOwnTokensAndWritesWithTheDestinationsCredentials()
+    {
+        await using var b = await RegistryServer.StartAsync(AuthTestSupport.Args(anonymousPull: false, "--Registry:Storage:Driver", "inmemory"));
+        await using var a = await RegistryServer.StartAsync(AuthTestSupport.Args(anonymousPull: false, "--Registry:Storage:Driver", "inmemory",
+            "--Replication:Destinations:b:Url", b.BaseAddress.ToString(),
+            "--Replication:Destinations:b:Username", AuthTestSupport.Writer.Name,
+            "--Replication:Destinations:b:Password", AuthTestSupport.Writer.Password,
+            "--Replication:ReconcileInterval", "00:00:01"));
+        var replication = a.Services.GetRequiredService<ReplicationService>();
+        var results = Channel.CreateUnbounded<ReplicationResult>();
+        replication.Processed += result => results.Writer.TryWrite(result);
+        async Task<ReplicationResult> NextAsync(Func<ReplicationResult, bool> match)
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            while (true)
+            {
+                var result = await results.Reader.ReadAsync(timeout.Token);
+                if (match(result)) return result;
+            }
+        }
+        using var clientA = a.CreateClient();
+        using var clientB = b.CreateClient();
+
+        var (_, v1) = await AuthTestSupport.PushAsWriterAsync(a, clientA, "secured/app", "v1", seed: 1);
+        var pushed = await NextAsync(r => r.Tag == "v1");
+        Assert.True(pushed.Succeeded, pushed.Error);
+        var reconciled = await NextAsync(r => r.Reconcile);
+        Assert.True(reconciled.Succeeded, reconciled.Error);
+
+        var token = await AuthTestSupport.TokenAsync(clientB, AuthTestSupport.Reader, "repository:secured/app:pull");
+        using var reader = AuthTestSupport.WithToken(b, token);
+        Assert.Equal(v1, (await reader.GetManifestAsync("secured/app", "v1")).Digest);
     }
 
     private static async Task<string> PushReferrerAsync(HttpClient client, string repository, string subject)
