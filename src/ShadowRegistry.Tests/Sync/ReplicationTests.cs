@@ -198,6 +198,60 @@ public sealed class ReplicationTests
         Assert.Equal(v1, (await reader.GetManifestAsync("secured/app", "v1")).Digest);
     }
 
+    /// <summary>
+    /// A repository that shadows an upstream: only its local tags replicate. Deleting a local tag that hid an upstream
+    /// tag of the same name deletes it on the destination (it does not copy the upstream's image there), and the
+    /// reconcile does not bring the upstream's tags along.
+    /// </summary>
+    [Fact]
+    public async Task OnlyLocalTagsReplicateNeverTheOnesAShadowedUpstreamShowsThrough()
+    {
+        using var upstream = FakeUpstream.Start();
+        var remote = FakeUpstream.Image(7);
+        upstream.ServeManifest("team/app", "shared", remote.Manifest);
+        upstream.ServeManifest("team/app", "v1", remote.Manifest);
+        upstream.ServeBlob("team/app", remote.Config);
+        upstream.ServeBlob("team/app", remote.Layer);
+        upstream.ServeTags("team/app", "shared", "v1");
+        var clock = new FakeTimeProvider();
+        await using var b = await RegistryServer.StartAsync("--Registry:Storage:Driver", "inmemory");
+        await using var a = await RegistryServer.StartAsync(services => services.AddSingleton<TimeProvider>(clock), upstream.RegistryArgs(
+            "--Registry:Storage:Driver", "inmemory",
+            "--Replication:Destinations:standby:Url", b.BaseAddress.ToString(),
+            "--Replication:ReconcileInterval", "00:10:00",
+            "--Replication:RequestAttempts", "1"));
+        var replication = a.Services.GetRequiredService<ReplicationService>();
+        var results = Channel.CreateUnbounded<ReplicationResult>();
+        replication.Processed += result => results.Writer.TryWrite(result);
+        async Task<ReplicationResult> NextAsync(Func<ReplicationResult, bool> match)
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            while (true)
+            {
+                var result = await results.Reader.ReadAsync(timeout.Token);
+                if (match(result)) return result;
+            }
+        }
+        using var clientA = a.CreateClient();
+        using var clientB = b.CreateClient();
+
+        await clientA.PushImageAsync("team/app", "shared", seed: 1);
+        Assert.True((await NextAsync(r => r.Tag == "shared")).Succeeded);
+        var (_, mine) = await clientA.PushImageAsync("team/app", "mine", seed: 2);
+        Assert.True((await NextAsync(r => r.Tag == "mine")).Succeeded);
+        using (var delete = await clientA.DeleteAsync("v2/team/app/manifests/shared")) await delete.ExpectAsync(HttpStatusCode.Accepted);
+        Assert.Equal(remote.Digest, (await clientA.GetManifestAsync("team/app", "shared")).Digest); // the upstream's shows through here
+        var deleted = await NextAsync(r => r.Tag == "shared");
+        Assert.True(deleted.Succeeded, deleted.Error);
+
+        clock.Advance(TimeSpan.FromMinutes(10));
+        var reconciled = await NextAsync(r => r.Reconcile);
+        Assert.True(reconciled.Succeeded, reconciled.Error);
+        var tags = await clientB.GetFromJsonAsync<JsonObject>($"v2/{deleted.Repository}/tags/list");
+        Assert.Equal(["mine"], tags!["tags"]!.AsArray().Select(t => t!.GetValue<string>()));
+        Assert.Equal(mine, (await clientB.GetManifestAsync(deleted.Repository!, "mine")).Digest);
+    }
+
     private static async Task<string> PushReferrerAsync(HttpClient client, string repository, string subject)
     {
         var config = Encoding.UTF8.GetBytes("{}");

@@ -7,6 +7,7 @@ using Microsoft.Extensions.Options;
 using ShadowRegistry.Auth;
 using ShadowRegistry.Domain;
 using ShadowRegistry.Observability;
+using ShadowRegistry.Storage;
 
 namespace ShadowRegistry.Sync;
 
@@ -265,6 +266,7 @@ public sealed class ReplicationService(
         };
         var auth = services.GetRequiredService<IOptions<AuthOptions>>().Value;
         HttpMessageHandler chain = auth.IsEnabled ? new LoopbackTokens(services.GetRequiredService<TokenService>(), handler) : handler;
+        chain = new LocalTagsOnly(services.GetRequiredService<TagStore>(), chain);
         return new OciRegistryClient(source, null, chain, maxAttempts: Math.Max(1, Options.RequestAttempts));
     }
 
@@ -298,6 +300,36 @@ public sealed class ReplicationService(
         queue.Writer.TryComplete();
         foreach (var timer in retries.Keys) timer.Dispose();
         base.Dispose();
+    }
+
+    /// <summary>
+    /// What is replicated is this registry's own tags, never those a shadowed upstream shows through: tag lists come
+    /// from local storage, and a tag that is not local is no tag (so deleting a local tag that shadowed an upstream
+    /// one deletes it on the destination too). Content by digest is read over HTTP as any client would, so a local
+    /// image built on an upstream base copies whole.
+    /// </summary>
+    private sealed class LocalTagsOnly(TagStore tags, HttpMessageHandler inner) : DelegatingHandler(inner)
+    {
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            var path = request.RequestUri!.AbsolutePath;
+            if (path.StartsWith("/v2/", StringComparison.Ordinal) && (request.Method == HttpMethod.Get || request.Method == HttpMethod.Head))
+            {
+                if (path.EndsWith("/tags/list", StringComparison.Ordinal) && RepositoryName.TryParse(path[4..^"/tags/list".Length], out var listed))
+                    return Json(request, System.Net.HttpStatusCode.OK, new { name = listed.Value, tags = await tags.ListAsync(listed, cancellationToken) });
+                var at = path.LastIndexOf("/manifests/", StringComparison.Ordinal);
+                if (at > 4 && RepositoryName.TryParse(path[4..at], out var repository) && path[(at + "/manifests/".Length)..] is var reference
+                    && Tag.IsValid(reference) && await tags.ResolveAsync(repository, reference, cancellationToken) is null)
+                    return Json(request, System.Net.HttpStatusCode.NotFound, new { errors = new[] { new { code = "MANIFEST_UNKNOWN", message = $"no local tag {reference}" } } });
+            }
+            return await base.SendAsync(request, cancellationToken);
+        }
+
+        private static HttpResponseMessage Json(HttpRequestMessage request, System.Net.HttpStatusCode status, object body) => new(status)
+        {
+            RequestMessage = request,
+            Content = new StringContent(System.Text.Json.JsonSerializer.Serialize(body), System.Text.Encoding.UTF8, "application/json"),
+        };
     }
 
     /// <summary>Adds a short-lived pull token from this registry's own token service to each request the replicator makes of it.</summary>
