@@ -228,6 +228,28 @@ public sealed class SyncEndToEndTests(SyncEndToEndFixture fixture, ITestOutputHe
         Assert.Equal(SyncCommand.Error, (await RunAsync(true, $"http://{source}:v1", $"http://{destination}:v2")).Exit);
     }
 
+    /// <summary>
+    /// Distribution deletes tags only by deleting their manifest: an extra tag on a platform manifest of an index that
+    /// stays cannot go without breaking the index, so the sync reports that tag (exit 1) and the index still pulls whole.
+    /// </summary>
+    [SyncToolsFact]
+    public async Task AnExtraTagOnAPlatformOfAKeptIndexIsReportedNotDeletedOnDistribution()
+    {
+        var source = Repository("shadow2", "e2e/platform/source");
+        var destination = Repository("dist1", "e2e/platform/destination");
+        await PushAsync("M", $"{source}:multi");
+        await PushAsync("M", $"{destination}:multi");
+        // Without --all skopeo copies the one platform of this machine: a tag on a child manifest of "multi".
+        await fixture.Sandbox.Skopeo(output).RunAsync("copy", "--preserve-digests", "--override-arch", "amd64", "--dest-tls-verify=false",
+            fixture.Images["M"], $"docker://{destination}:amd64");
+        var sync = await RunAsync(true, $"http://{source}", $"http://{destination}");
+        Assert.Equal(SyncCommand.NotInSync, sync.Exit);
+        Assert.Contains(":amd64: the destination deletes no tags", sync.Errors);
+        Assert.Contains(":amd64 extra", sync.Output);
+        var pulled = fixture.Sandbox.Folder("pulled", "platform");
+        await fixture.Sandbox.Skopeo(output).RunAsync("copy", "--all", "--preserve-digests", "--src-tls-verify=false", $"docker://{destination}:multi", $"oci:{pulled}:multi");
+    }
+
     [SyncToolsFact]
     public async Task ExitCodeTwoWhenARegistryCannotBeReachedAndOneWhenATagCannotBeSynced()
     {

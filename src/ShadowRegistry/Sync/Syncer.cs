@@ -171,6 +171,15 @@ public sealed class Syncer(OciRegistryClient source, RegistryReference from, Oci
         IReadOnlyDictionary<string, Digest> sourceTags, CancellationToken cancellationToken)
     {
         if (await destination.DeleteManifestAsync(repository, tag, cancellationToken)) return;
+        // Deleting by digest removes the manifest itself: not when an index that stays there needs it as a platform.
+        var staying = sourceTags.Values.Concat(options.KeepExtra ? destinationTags.Where(p => !sourceTags.ContainsKey(p.Key)).Select(p => p.Value) : [])
+            .Where(d => d != digest).Distinct();
+        foreach (var other in staying)
+        {
+            if (await destination.GetManifestAsync(repository, other.ToString(), cancellationToken) is not { } index || !MediaTypes.IsIndex(index.MediaType)) continue;
+            if (ManifestParser.Parse(index.Content, index.MediaType).Manifests.Any(child => child.Digest == digest))
+                throw new RegistryCallException($"the destination deletes no tags, and deleting {digest} by digest would break index {other}, which stays");
+        }
         var manifest = await destination.GetManifestAsync(repository, digest.ToString(), cancellationToken);
         if (!await destination.DeleteManifestAsync(repository, digest.ToString(), cancellationToken))
             throw new RegistryCallException($"the destination deletes neither tags nor manifests (enable deletes there)");
