@@ -37,6 +37,22 @@ public sealed class Benchmark(BenchmarkOptions options, IReadOnlyList<Target> ta
 
     public async Task RunAsync()
     {
+        // Start-up on its own first: ready time, and memory and CPU of the idle server, before the warm-up touches it.
+        foreach (var target in targets)
+        {
+            var idle = target.Server.IdleSample ?? throw new InvalidOperationException($"{target.Name}: no idle sample was taken after start-up");
+            rows.Add(new Row
+            {
+                Scenario = string.Create(CultureInfo.InvariantCulture, $"0a ready after {target.Server.ReadyAfter.TotalMilliseconds:0} ms, idle {ServerProcess.IdleSettle.TotalSeconds:0} s"),
+                Server = target.Name,
+                IsStartup = true,
+                Seconds = target.Server.ReadyAfter.TotalSeconds,
+                PeakRssKiB = idle.PeakRssKiB,
+                RssKiB = idle.RssKiB,
+                CpuSeconds = idle.CpuSeconds,
+                PeakSinceStart = true,
+            });
+        }
         foreach (var target in targets)
         {
             await StartupRowAsync(target);
@@ -84,7 +100,8 @@ public sealed class Benchmark(BenchmarkOptions options, IReadOnlyList<Target> ta
             rec.RunAsync(options.Pulls, options.PullConcurrency, (i, ct) =>
                 t.Client.PullBlobAsync(PushRepository(i % options.Blobs), PushBlob(i % options.Blobs), ct), cancellationToken));
 
-        await ForEachTarget(6, $"6 manifest GET by tag ×{options.ManifestGets} @{options.GetConcurrency}", false, (t, rec) =>
+        var manifestGets = $"6 manifest GET by tag ×{options.ManifestGets} @{options.GetConcurrency}";
+        await ForEachTarget(6, manifestGets, false, (t, rec) =>
         {
             var tags = t.Tags.OrderBy(x => x.Repository).ThenBy(x => x.Tag, StringComparer.Ordinal).ToArray();
             if (tags.Length == 0)
@@ -98,6 +115,102 @@ public sealed class Benchmark(BenchmarkOptions options, IReadOnlyList<Target> ta
                 return t.Client.GetManifestAsync(PushRepository(repository), tag, digest, ct);
             }, cancellationToken);
         });
+
+        // (6v) The same GETs through a speculative change's view: ShadowRegistry only (distribution has no views),
+        // compared with ShadowRegistry's own (6) of this run.
+        await ForEachTarget(6, $"6v manifest GET by tag via view ({options.ViewAhead} ahead) ×{options.ViewGets} @{options.GetConcurrency}", false,
+            ViewGetAsync, PrepareViewAsync, only: Report.Shadow, baseScenario: manifestGets);
+    }
+
+    public static string ChangeId(int i) => $"bench-c{i}";
+
+    /// <summary>The change (6v) reads through: the last one, with all others ahead of it.</summary>
+    private string ViewedChange => ChangeId(options.ViewAhead);
+
+    private static string ViewRepository(string change, string repository) => $"changes/{change}/{repository}";
+
+    /// <summary>What the untimed set-up of (6v) found wrong; reported in its row as violations (or errors).</summary>
+    private readonly List<(bool Violation, string Message)> viewSetupProblems = [];
+
+    /// <summary>
+    /// Untimed set-up of (6v): changes c0 … cN, cN with all others ahead (nearest first: cN-1 … c0). Every change
+    /// ahead holds an image in a repository of its own, the nearest and the farthest also a tag of their own in a
+    /// repository of (6); the viewed change holds an image of its own. Then every tag of (6), those overlay tags and
+    /// the own image are read once through the view (also the warm-up of this path) and checked.
+    /// </summary>
+    private async Task PrepareViewAsync(Target t)
+    {
+        var n = options.ViewAhead;
+        for (var i = 0; i < n; i++) await t.Client.PutChangeAsync(ChangeId(i), [], cancellationToken);
+        await t.Client.PutChangeAsync(ViewedChange, Enumerable.Range(0, n).Reverse().Select(ChangeId).ToList(), cancellationToken);
+
+        var expected = new List<(string Repository, string Tag, string Digest)>();
+        async Task PushImageAsync(string change, string repository, string tag, BlobSpec layer, int index, bool pushBlobs)
+        {
+            var path = ViewRepository(change, repository);
+            if (pushBlobs)
+            {
+                await t.Client.PushBlobAsync(path, layer, t.PushMode, cancellationToken);
+                await t.Client.PushSmallBlobAsync(path, RegistryClient.ConfigBlob, configDigest, t.PushMode, cancellationToken);
+            }
+            var manifest = RegistryClient.BuildManifest(configDigest, RegistryClient.ConfigBlob.Length, layer, index);
+            var digest = BlobData.DigestOf(manifest);
+            await t.Client.PutManifestAsync(path, tag, manifest, digest, cancellationToken);
+            expected.Add((repository, tag, digest));
+        }
+
+        var setup = new Recorder();
+        await setup.RunAsync(n + 1, 4, async (i, ct) =>
+        {
+            await PushImageAsync(ChangeId(i), $"bench/view-{i:D3}", "v0", new BlobSpec(BlobSpec.SeedFor(6, i), 16 * 1024), 100_000 + i, pushBlobs: true);
+            return 0;
+        }, cancellationToken);
+        // The same repository as (6), another tag, in the nearest and the farthest change ahead: a GET of a tag of (6)
+        // in those repositories looks into these overlays, misses, and falls through to the base. The layer and config
+        // are the base's (a push through a view may reference what is below it).
+        var tags = t.Tags.OrderBy(x => x.Repository).ThenBy(x => x.Tag, StringComparer.Ordinal).ToArray();
+        var repositories = tags.Select(x => x.Repository).Distinct().Take(2).ToList();
+        foreach (var (change, k) in new[] { n - 1, 0 }.Distinct().Zip(repositories))
+        {
+            await setup.RunOneAsync(async () =>
+            {
+                await PushImageAsync(ChangeId(change), PushRepository(k), $"view-{change}", PushBlob(k), 200_000 + change, pushBlobs: false);
+                return 0;
+            }, cancellationToken);
+        }
+        foreach (var sample in setup.Samples) viewSetupProblems.Add((false, "set-up: " + sample));
+
+        // Every tag through the view once (and the overlay tags): the digest must be the one pushed there.
+        var reads = tags.Select(x => (Repository: PushRepository(x.Repository), x.Tag, x.Digest)).Concat(expected).ToArray();
+        var check = new Recorder();
+        await check.RunAsync(Math.Max(reads.Length, 200), options.GetConcurrency, (i, ct) =>
+        {
+            var (repository, tag, digest) = reads[i % reads.Length];
+            return t.Client.GetManifestAsync(ViewRepository(ViewedChange, repository), tag, digest, ct);
+        }, cancellationToken);
+        foreach (var sample in check.Samples) viewSetupProblems.Add((sample.StartsWith("VIOLATION", StringComparison.Ordinal), "set-up check: " + sample));
+        Progress($"  [{t.Name}] {n + 1} changes, {expected.Count} images in their overlays; {check.Ops} untimed GETs through {ViewedChange}: " +
+            $"{check.Errors} errors, {check.Violations} violations");
+    }
+
+    private Task ViewGetAsync(Target t, Recorder rec)
+    {
+        foreach (var (violation, message) in viewSetupProblems)
+        {
+            if (violation) rec.Violation(message);
+            else rec.Error(message);
+        }
+        var tags = t.Tags.OrderBy(x => x.Repository).ThenBy(x => x.Tag, StringComparer.Ordinal).ToArray();
+        if (tags.Length == 0)
+        {
+            rec.Error("no manifest was pushed in (4a), nothing to GET");
+            return Task.CompletedTask;
+        }
+        return rec.RunAsync(options.ViewGets, options.GetConcurrency, (i, ct) =>
+        {
+            var (repository, tag, digest) = tags[i % tags.Length];
+            return t.Client.GetManifestAsync(ViewRepository(ViewedChange, PushRepository(repository)), tag, digest, ct);
+        }, cancellationToken);
     }
 
     /// <summary>
@@ -169,17 +282,35 @@ public sealed class Benchmark(BenchmarkOptions options, IReadOnlyList<Target> ta
     }
 
     /// <summary>Runs one scenario against each live target (the order alternates with the scenario) and adds its rows.</summary>
-    private async Task ForEachTarget(int scenario, string name, bool hasBytes, Func<Target, Recorder, Task> body, Func<Target, Task>? prepare = null)
+    /// <remarks>
+    /// <paramref name="only"/> restricts the scenario to that server; <paramref name="baseScenario"/> names the scenario
+    /// whose row of the same server this one is compared with in the report.
+    /// </remarks>
+    private async Task ForEachTarget(int scenario, string name, bool hasBytes, Func<Target, Recorder, Task> body, Func<Target, Task>? prepare = null,
+        string? only = null, string? baseScenario = null)
     {
         var order = scenario % 2 == 1 ? targets : targets.Reverse().ToList();
         foreach (var t in order)
         {
+            if (only is not null && t.Name != only) continue;
             if (t.Dead)
             {
-                rows.Add(new Row { Scenario = name, Server = t.Name, Note = "server had exited" });
+                rows.Add(new Row { Scenario = name, Server = t.Name, Note = "server had exited", BaseScenario = baseScenario });
                 continue;
             }
-            if (prepare is not null) await prepare(t);
+            if (prepare is not null)
+            {
+                try
+                {
+                    await prepare(t);
+                }
+                catch (BenchmarkRequestException e)
+                {
+                    rows.Add(new Row { Scenario = name, Server = t.Name, Errors = 1, Samples = ["set-up failed: " + e.Message], BaseScenario = baseScenario });
+                    Progress($"[{t.Name}] {name}: set-up failed: {e.Message}");
+                    continue;
+                }
+            }
             Native.Sync();
             var reset = t.Server.ResetPeakRss();
             var before = t.Server.Sample();
@@ -218,6 +349,7 @@ public sealed class Benchmark(BenchmarkOptions options, IReadOnlyList<Target> ta
                 PeakSinceStart = !reset,
                 Note = note,
                 Samples = recorder.Samples,
+                BaseScenario = baseScenario,
             };
             rows.Add(row);
             Progress(string.Create(CultureInfo.InvariantCulture,
@@ -270,7 +402,7 @@ public sealed class Benchmark(BenchmarkOptions options, IReadOnlyList<Target> ta
         var sample = t.Server.Sample();
         rows.Add(new Row
         {
-            Scenario = options.Warmup ? "0 start + warm-up" : "0 start",
+            Scenario = options.Warmup ? "0b start + warm-up" : "0b start",
             Server = t.Name,
             IsStartup = true,
             Ops = recorder.Ops,

@@ -26,8 +26,9 @@ public sealed class BenchmarkOptions
 
         General:
           --quick                    smaller counts (about 20 s in all)
-          --shadow-dll <path>        ShadowRegistry.dll to run (default: src/ShadowRegistry/bin/Release/net10.0/;
-                                     built with `dotnet build -c Release src/ShadowRegistry` if it is missing)
+          --shadow-dll <path>        ShadowRegistry.dll to run (default: the published build,
+                                     src/ShadowRegistry/bin/Release/net10.0/<rid>/publish/; made with
+                                     `dotnet publish -c Release src/ShadowRegistry` if it is missing)
           --distribution <path>      docker-registry binary (default: docker-registry on PATH)
           --dotnet <path>            dotnet host used to run the dll (default: dotnet on PATH)
           --temp-dir <folder>        where the two storage folders are created (default: the system temp folder)
@@ -51,7 +52,10 @@ public sealed class BenchmarkOptions
           --pulls <n>                (5) blob GETs of the blobs of (1)                   128 [32]
           --pull-concurrency <n>     (5) parallel clients                                  8 [8]
           --manifest-gets <n>        (6) manifest GETs by tag                          10000 [2000]
-          --get-concurrency <n>      (6) parallel clients                                 16 [16]
+          --get-concurrency <n>      (6)(6v) parallel clients                             16 [16]
+          --view-gets <n>            (6v) manifest GETs by tag through a change view,
+                                     ShadowRegistry only                   as (6): 10000 [2000]
+          --view-ahead <n>           (6v) changes ahead of the viewed change              10 [10]
         """;
 
     public bool Quick { get; private set; }
@@ -77,6 +81,10 @@ public sealed class BenchmarkOptions
     public int PullConcurrency { get; private set; } = 8;
     public int ManifestGets { get; private set; } = 10000;
     public int GetConcurrency { get; private set; } = 16;
+    private int? viewGets;
+    /// <summary>(6v) GETs through a change view: as many as (6) unless given.</summary>
+    public int ViewGets => viewGets ?? ManifestGets;
+    public int ViewAhead { get; private set; } = 10;
 
     public bool ShowHelp { get; private set; }
 
@@ -150,6 +158,8 @@ public sealed class BenchmarkOptions
                 case "--pull-concurrency": options.PullConcurrency = Count(max: 256); break;
                 case "--manifest-gets": options.ManifestGets = Count(); break;
                 case "--get-concurrency": options.GetConcurrency = Count(max: 256); break;
+                case "--view-gets": options.viewGets = Count(); break;
+                case "--view-ahead": options.ViewAhead = Count(max: 100); break;
                 default: throw new ArgumentException($"unknown option '{arg}'");
             }
         }
@@ -161,5 +171,6 @@ public sealed class BenchmarkOptions
         $"chunked {ChunkedUploads}×{ChunkedMiB} MiB in {ChunkMiB} MiB PATCHes @{Concurrency}; " +
         $"race {RaceRounds}×({RaceClients} clients × same {RaceMiB} MiB blob); " +
         $"manifests {Manifests} PUT @{Concurrency} + {TagReads} tags/list @{Concurrency}; " +
-        $"pulls {Pulls}×{BlobMiB} MiB @{PullConcurrency}; manifest GET {ManifestGets} @{GetConcurrency}");
+        $"pulls {Pulls}×{BlobMiB} MiB @{PullConcurrency}; manifest GET {ManifestGets} @{GetConcurrency}; " +
+        $"manifest GET through a change view with {ViewAhead} ahead {ViewGets} @{GetConcurrency}");
 }

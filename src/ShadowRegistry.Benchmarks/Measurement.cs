@@ -122,6 +122,8 @@ public sealed class Row
     public bool PeakSinceStart { get; init; }
     public string? Note { get; init; }
     public IReadOnlyList<string> Samples { get; init; } = [];
+    /// <summary>For a ShadowRegistry-only scenario: the scenario whose ShadowRegistry row it is compared with.</summary>
+    public string? BaseScenario { get; init; }
 
     public double OpsPerSecond => Seconds > 0 ? Latencies.Length / Seconds : 0;
     public double MiBPerSecond => Seconds > 0 ? Bytes / (double)BenchmarkOptions.MiB / Seconds : 0;

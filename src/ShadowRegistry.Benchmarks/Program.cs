@@ -62,6 +62,10 @@ try
 
     foreach (var server in new[] { shadow, dist })
     {
+        await server.SampleIdleAsync(cancellation.Token);
+    }
+    foreach (var server in new[] { shadow, dist })
+    {
         var client = new RegistryClient(server.BaseAddress);
         var mode = options.PushMode == PushMode.Auto ? await client.ProbeMonolithicPostAsync(cancellation.Token) : options.PushMode;
         targets.Add(new Target(server.Name, server, client, mode));
@@ -89,11 +93,15 @@ try
         "Ops = operations attempted; ops/s, MiB/s and latencies count successful operations only (wall time of the whole scenario). " +
         "An operation is a whole blob upload (all its requests), one manifest request or one blob download (body read and digest checked). " +
         "Peak RSS = VmHWM of the server process during the scenario (reset through /proc/PID/clear_refs before it; * = since start, where the kernel refused); " +
-        "RSS after = VmRSS at the end; CPU s = server utime+stime during the scenario; the start row shows the totals since start, including the untimed warm-up. " +
-        "ops/s vs dist = ShadowRegistry ÷ distribution (> 1 is faster). Viol = correctness violations (wrong bytes or digests, missing tags, " +
+        "RSS after = VmRSS at the end; CPU s = server utime+stime during the scenario; the start rows show totals since start: 0a the ready time in place of the scenario time (s) and " +
+        "the idle server's memory and CPU before any request but the readiness probes, 0b the same after the untimed warm-up. " +
+        "ops/s vs dist = ShadowRegistry ÷ distribution (> 1 is faster); in brackets, for 6v (ShadowRegistry only: distribution has no change views), " +
+        "ShadowRegistry's ops/s through the view ÷ its own ops/s in 6 of this run. Viol = correctness violations (wrong bytes or digests, missing tags, " +
         "or in (3) a HEAD after the push that is not 200 with the full length).",
         string.Create(CultureInfo.InvariantCulture,
-            $"Ready after start: {Report.Shadow} {shadow.ReadyAfter.TotalMilliseconds:0} ms, {Report.Distribution} {dist.ReadyAfter.TotalMilliseconds:0} ms. " +
+            $"Start-up (row 0a): ready after {Report.Shadow} {shadow.ReadyAfter.TotalMilliseconds:0} ms, {Report.Distribution} {dist.ReadyAfter.TotalMilliseconds:0} ms " +
+            $"(process start to the first 200 from GET /v2/); idle RSS {ServerProcess.IdleSettle.TotalSeconds:0} s after ready, before the warm-up: " +
+            $"{Report.Shadow} {shadow.IdleSample!.Value.RssKiB / 1024.0:0} MiB, {Report.Distribution} {dist.IdleSample!.Value.RssKiB / 1024.0:0} MiB. " +
             $"The client (this program, generating and hashing all data) used {Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds:0.0} s CPU on the same {Environment.ProcessorCount} cores."),
     };
     Console.Out.Write(Report.Render(benchmark.Rows, header, notes, out var violations));

@@ -233,6 +233,21 @@ public sealed class RegistryClient : IDisposable
         return body.Length;
     }
 
+    /// <summary>
+    /// ShadowRegistry's management API: creates (201) or updates (200) speculative change <paramref name="id"/> with
+    /// <paramref name="ahead"/> (nearest first). Distribution has no such API.
+    /// </summary>
+    public async Task PutChangeAsync(string id, IReadOnlyList<string> ahead, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Put, $"api/v1/changes/{id}")
+        {
+            Content = new ByteArrayContent(JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, object> { ["ahead"] = ahead, ["ttl"] = "1h" })),
+        };
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        using var response = await Send(request, cancellationToken);
+        if (response.StatusCode is not (HttpStatusCode.Created or HttpStatusCode.OK)) throw await Fail(response, "PUT change");
+    }
+
     /// <summary>A small OCI image manifest (config + one layer); <paramref name="index"/> makes each one distinct.</summary>
     public static byte[] BuildManifest(string configDigest, long configSize, BlobSpec layer, int index)
     {

@@ -21,7 +21,9 @@ public static class Report
             var other = rows.FirstOrDefault(r => r.Scenario == row.Scenario && r.Server == Distribution);
             var ratio = row.Server == Shadow && !row.IsStartup && other is { OpsPerSecond: > 0 } && row.OpsPerSecond > 0
                 ? F(row.OpsPerSecond / other.OpsPerSecond, "0.00") + "×"
-                : "";
+                : BaseRatio(rows, row) is { } vsBase
+                    ? $"({F(vsBase.Ratio, "0.00")}× {Short(vsBase.Base.Scenario)})"
+                    : "";
             text.AppendLine(string.Join(" | ", [
                 "| " + row.Scenario,
                 row.Server,
@@ -59,6 +61,29 @@ public static class Report
         return text.ToString();
     }
 
+    /// <summary>A row compared with another scenario of the same server (not with distribution): ops/s ÷ that row's ops/s.</summary>
+    private static (double Ratio, Row Base)? BaseRatio(IReadOnlyList<Row> rows, Row row)
+    {
+        if (row.BaseScenario is null || row.OpsPerSecond <= 0) return null;
+        var baseRow = rows.FirstOrDefault(r => r.Scenario == row.BaseScenario && r.Server == row.Server);
+        return baseRow is { OpsPerSecond: > 0 } ? (row.OpsPerSecond / baseRow.OpsPerSecond, baseRow) : null;
+    }
+
+    /// <summary>The lines the summary gives for scenarios compared with another scenario of the same server.</summary>
+    private static IEnumerable<string> BaseLines(IReadOnlyList<Row> rows)
+    {
+        foreach (var row in rows.Where(r => r.BaseScenario is not null))
+        {
+            var compared = BaseRatio(rows, row);
+            yield return compared is { } c
+                ? string.Create(CultureInfo.InvariantCulture,
+                    $"**{Short(row.Scenario)} (through a change view):** {row.Server} {row.OpsPerSecond:0} ops/s = {c.Ratio:0.00}× its own " +
+                    $"\"{Short(c.Base.Scenario)}\" ({c.Base.OpsPerSecond:0} ops/s) in this run (target ≥ 0.80×: {(c.Ratio >= 0.8 ? "met" : "NOT met")}); " +
+                    $"p50 {Ms(row.Percentile(50))} vs {Ms(c.Base.Percentile(50))} ms, p99 {Ms(row.Percentile(99))} vs {Ms(c.Base.Percentile(99))} ms.")
+                : $"**{Short(row.Scenario)} (through a change view):** no ratio (no successful operations in it or in \"{row.BaseScenario}\").";
+        }
+    }
+
     private static string Summary(IReadOnlyList<Row> rows, out int violations)
     {
         var ratios = new List<(string Scenario, double Ratio)>();
@@ -87,6 +112,7 @@ public static class Report
             $"errors {Errors(Shadow)} vs {Errors(Distribution)}; correctness violations {Violations(Shadow)} vs {Violations(Distribution)}.");
         violations = Violations(Shadow) + Violations(Distribution);
         text.AppendLine();
+        foreach (var line in BaseLines(rows)) text.AppendLine(line);
         text.Append(violations > 0
             ? $"**RESULT: {violations} CORRECTNESS VIOLATION(S)** (see Problems above); exit code 1."
             : "Result: no correctness violations.");

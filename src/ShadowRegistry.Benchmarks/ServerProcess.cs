@@ -36,6 +36,17 @@ public sealed class ServerProcess
     public bool HasExited => process.HasExited;
     public TimeSpan ReadyAfter { get; private set; }
 
+    /// <summary>Memory and CPU since start, <see cref="IdleSettle"/> after ready, before any request but the readiness probes.</summary>
+    public ProcSample? IdleSample { get; private set; }
+
+    /// <summary>
+    /// How long after ready the idle sample is taken: long enough for the background work a server starts with (a
+    /// first storage sweep, timers) to have run, so the RSS is what an idle server holds.
+    /// </summary>
+    public static readonly TimeSpan IdleSettle = TimeSpan.FromSeconds(1);
+
+    private readonly Stopwatch sinceReady = new();
+
     /// <summary>What the server printed last (bounded), for failure messages.</summary>
     public string Log
     {
@@ -79,6 +90,7 @@ public sealed class ServerProcess
             {
                 await server.WaitUntilReadyAsync(cancellationToken);
                 server.ReadyAfter = started.Elapsed;
+                server.sinceReady.Start();
                 return server;
             }
             catch (InvalidOperationException e)
@@ -146,6 +158,14 @@ public sealed class ServerProcess
         {
             return false;
         }
+    }
+
+    /// <summary>Takes <see cref="IdleSample"/> once <see cref="IdleSettle"/> has passed since ready.</summary>
+    public async Task SampleIdleAsync(CancellationToken cancellationToken)
+    {
+        var left = IdleSettle - sinceReady.Elapsed;
+        if (left > TimeSpan.Zero) await Task.Delay(left, cancellationToken);
+        IdleSample = Sample();
     }
 
     public ProcSample Sample()

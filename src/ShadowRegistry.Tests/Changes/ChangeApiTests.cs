@@ -209,11 +209,40 @@ public sealed class ChangeApiTests
     }
 
     [Fact]
+    public async Task AViewSeesItsOwnProcessUpdatesAtOnceAndAnotherProcessUpdateWithinTheCacheDuration()
+    {
+        var clock = new FakeTimeProvider();
+        await using var server = await RegistryServer.StartAsync(services => services.AddSingleton<TimeProvider>(clock),
+            "--Registry:ChangeCacheDuration", "00:00:02");
+        using var client = server.CreateClient();
+        await client.PutChangeAsync("a", HttpStatusCode.Created);
+        await client.PutChangeAsync("b", HttpStatusCode.Created);
+        var pushed = await client.PushImageAsync("changes/a/app", "latest", seed: 1);
+        using (var none = await client.GetAsync("v2/changes/b/app/manifests/latest")) await none.ExpectErrorAsync(HttpStatusCode.NotFound, "MANIFEST_UNKNOWN");
+
+        // This process's own update: the next read through the view sees it, whatever was cached.
+        await client.PutChangeAsync("b", HttpStatusCode.OK, ahead: ["a"]);
+        Assert.Equal("change/a", (await client.GetManifestAsync("changes/b/app", "latest")).Source);
+        await client.PutChangeAsync("b", HttpStatusCode.OK, ahead: []);
+        using (var dropped = await client.GetAsync("v2/changes/b/app/manifests/latest")) await dropped.ExpectErrorAsync(HttpStatusCode.NotFound, "MANIFEST_UNKNOWN");
+
+        // Another process's update (written straight into storage): seen once the cached records are due again.
+        var record = Path.Combine(server.StorageRoot, "changes", "b", "change");
+        var json = JsonNode.Parse(await File.ReadAllTextAsync(record))!;
+        json["ahead"] = new JsonArray(JsonValue.Create("a"));
+        await File.WriteAllTextAsync(record, json.ToJsonString());
+        clock.Advance(TimeSpan.FromSeconds(2));
+        var seen = await client.GetManifestAsync("changes/b/app", "latest");
+        Assert.Equal("change/a", seen.Source);
+        Assert.Equal(pushed.Digest, seen.Digest);
+    }
+
+    [Fact]
     public async Task ExpiredChangesDisappearAndTheirOverlaysAreRemovedInTheBackground()
     {
         var clock = new FakeTimeProvider();
         await using var server = await RegistryServer.StartAsync(services => services.AddSingleton<TimeProvider>(clock),
-            "--Changes:CleanupInterval", "00:05:00");
+            "--Changes:CleanupInterval", "00:05:00", "--Changes:ExpiredRetention", "00:10:00");
         using var client = server.CreateClient();
         await client.PutChangeAsync("short", HttpStatusCode.Created, ttl: "2m");
         await client.PutChangeAsync("behind", HttpStatusCode.Created, ahead: ["short"], ttl: "1h");
@@ -236,7 +265,11 @@ public sealed class ChangeApiTests
 
         clock.Advance(TimeSpan.FromMinutes(5));
         Assert.False(Directory.Exists(overlay));
+        // Still told it expired (the record is a tombstone for Changes:ExpiredRetention), then forgotten.
+        using (var expired = await client.GetAsync("v2/changes/short/app/manifests/latest")) Assert.Contains("expired", await expired.Content.ReadAsStringAsync());
+        clock.Advance(TimeSpan.FromMinutes(10));
         Assert.False(File.Exists(Path.Combine(server.StorageRoot, "changes", "short", "change")));
+        using (var unknown = await client.GetAsync("v2/changes/short/app/manifests/latest")) Assert.Contains("unknown", await unknown.Content.ReadAsStringAsync());
 
         // The id can be used again, from an empty overlay.
         await client.PutChangeAsync("short", HttpStatusCode.Created);

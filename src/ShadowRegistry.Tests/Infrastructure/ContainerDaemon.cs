@@ -248,13 +248,16 @@ public sealed class DockerDaemon : ContainerDaemon
     }
 
     /// <param name="registryMirrors">daemon.json "registry-mirrors" (Docker Hub mirrors), e.g. http://127.0.0.1:PORT.</param>
-    public static async Task<DockerDaemon> StartAsync(ITestOutputHelper? output = null, params string[] registryMirrors)
+    public static Task<DockerDaemon> StartAsync(ITestOutputHelper? output = null, params string[] registryMirrors) =>
+        StartAsync(new DockerDaemonSettings { RegistryMirrors = registryMirrors }, output);
+
+    public static async Task<DockerDaemon> StartAsync(DockerDaemonSettings settings, ITestOutputHelper? output = null)
     {
         Require();
         var containerd = await ContainerdDaemon.StartAsync(output);
         try
         {
-            return await StartAsync(containerd, output, registryMirrors);
+            return await StartAsync(containerd, output, settings);
         }
         catch (Exception)
         {
@@ -263,14 +266,22 @@ public sealed class DockerDaemon : ContainerDaemon
         }
     }
 
-    private static async Task<DockerDaemon> StartAsync(ContainerdDaemon containerd, ITestOutputHelper? output, string[] registryMirrors)
+    private static async Task<DockerDaemon> StartAsync(ContainerdDaemon containerd, ITestOutputHelper? output, DockerDaemonSettings settings)
     {
         var scratch = new ScratchDirectory("dockerd");
         var socket = scratch.FilePath("docker.sock");
         var configFile = scratch.FilePath("daemon.json");
-        var mirrors = string.Join(", ", registryMirrors.Select(m => $"\"{m}\""));
-        File.WriteAllText(configFile, $$"""{"registry-mirrors": [{{mirrors}}], "deprecated-key-path": "{{scratch.FilePath("key.json")}}"}""");
-        string[] arguments =
+        var config = new System.Text.Json.Nodes.JsonObject
+        {
+            ["registry-mirrors"] = new System.Text.Json.Nodes.JsonArray(settings.RegistryMirrors.Select(m => (System.Text.Json.Nodes.JsonNode)m).ToArray()),
+            ["deprecated-key-path"] = scratch.FilePath("key.json"),
+        };
+        if (settings.InsecureRegistries.Count > 0)
+        {
+            config["insecure-registries"] = new System.Text.Json.Nodes.JsonArray(settings.InsecureRegistries.Select(r => (System.Text.Json.Nodes.JsonNode)r).ToArray());
+        }
+        File.WriteAllText(configFile, config.ToJsonString());
+        string[] dockerdArguments =
         [
             "--config-file", configFile,
             "--data-root", scratch.Folder("data"),
@@ -280,8 +291,18 @@ public sealed class DockerDaemon : ContainerDaemon
             "--iptables=false", "--ip6tables=false", "--bridge=none",
             "--containerd", containerd.SocketPath,
         ];
+        var (executable, arguments) = ("dockerd", dockerdArguments);
+        if (settings.LoopbackNames.Count > 0)
+        {
+            // dockerd alone resolves these names to 127.0.0.1: it runs in a mount namespace of its own (unshare execs
+            // sh, which execs dockerd: one process, the one stopped on dispose) where a copy of /etc/hosts with the
+            // names added is bind-mounted over /etc/hosts. The machine's /etc/hosts is never written.
+            var hosts = scratch.FilePath("hosts");
+            File.WriteAllText(hosts, File.ReadAllText("/etc/hosts").TrimEnd() + "\n" + string.Concat(settings.LoopbackNames.Select(name => $"127.0.0.1 {name}\n")));
+            (executable, arguments) = ("unshare", ["--mount", "--propagation", "private", "--", "sh", "-c", "mount --bind \"$0\" /etc/hosts && exec dockerd \"$@\"", hosts, .. dockerdArguments]);
+        }
         var cli = Cli(scratch, socket, null);
-        var (process, log) = await StartProcessAsync("dockerd", arguments, scratch, socket, async () =>
+        var (process, log) = await StartProcessAsync(executable, arguments, scratch, socket, async () =>
         {
             var version = await cli.TryRunAsync("version", "--format", "{{.Server.Version}}");
             return version.Succeeded ? null : $"docker version: {version.StandardError.Trim()}";
@@ -296,22 +317,49 @@ public sealed class DockerDaemon : ContainerDaemon
     }
 
     /// <summary>The docker CLI against this daemon only (-H its socket), with a private DOCKER_CONFIG and the legacy builder.</summary>
-    public ExternalTool Docker(ITestOutputHelper? output = null) => Cli(Scratch, SocketPath, output);
+    /// <param name="timeout">Longest run of one command (default <see cref="ExternalTool.DefaultTimeout"/>).</param>
+    public ExternalTool Docker(ITestOutputHelper? output = null, TimeSpan? timeout = null) => Cli(Scratch, SocketPath, output, timeout);
 
-    private static ExternalTool Cli(ScratchDirectory scratch, string socket, ITestOutputHelper? output) => new("docker", output)
+    /// <summary>
+    /// The environment a script that runs `docker` itself needs to reach this daemon only: DOCKER_HOST (its socket),
+    /// the private DOCKER_CONFIG and the legacy builder.
+    /// </summary>
+    public IReadOnlyDictionary<string, string?> ClientEnvironment => ClientEnvironmentOf(Scratch, SocketPath);
+
+    private static ExternalTool Cli(ScratchDirectory scratch, string socket, ITestOutputHelper? output, TimeSpan? timeout = null) => new("docker", output)
     {
         BaseArguments = ["-H", $"unix://{socket}"],
-        Environment = new Dictionary<string, string?>
-        {
-            ["DOCKER_CONFIG"] = scratch.Folder("cli-config"),
-            // No buildx plugin here: the legacy builder builds FROM scratch + COPY offline, and says so without warning.
-            ["DOCKER_BUILDKIT"] = "0",
-            ["DOCKER_HOST"] = null,
-            ["DOCKER_CONTEXT"] = null,
-            ["DOCKER_CLI_HINTS"] = "false",
-        },
+        Environment = new Dictionary<string, string?>(ClientEnvironmentOf(scratch, null)),
         WorkingDirectory = scratch.Path,
+        Timeout = timeout ?? ExternalTool.DefaultTimeout,
     };
+
+    /// <param name="socket">Null when the CLI is given -H instead.</param>
+    private static Dictionary<string, string?> ClientEnvironmentOf(ScratchDirectory scratch, string? socket) => new()
+    {
+        ["DOCKER_CONFIG"] = scratch.Folder("cli-config"),
+        // No buildx plugin here: the legacy builder builds FROM scratch + COPY offline, and says so without warning.
+        ["DOCKER_BUILDKIT"] = "0",
+        ["DOCKER_HOST"] = socket is null ? null : $"unix://{socket}",
+        ["DOCKER_CONTEXT"] = null,
+        ["DOCKER_CLI_HINTS"] = "false",
+    };
+}
+
+/// <summary>What a <see cref="DockerDaemon"/> is configured with beyond its private folders.</summary>
+public sealed record DockerDaemonSettings
+{
+    /// <summary>daemon.json "registry-mirrors" (Docker Hub mirrors), e.g. http://127.0.0.1:PORT.</summary>
+    public IReadOnlyList<string> RegistryMirrors { get; init; } = [];
+
+    /// <summary>daemon.json "insecure-registries" (host:port).</summary>
+    public IReadOnlyList<string> InsecureRegistries { get; init; } = [];
+
+    /// <summary>
+    /// Host names that resolve to 127.0.0.1 for this dockerd only (e.g. "b.changes.localhost", which the Go resolver of
+    /// dockerd 20.10 does not resolve by itself). Needs util-linux's unshare; the machine's /etc/hosts is not touched.
+    /// </summary>
+    public IReadOnlyList<string> LoopbackNames { get; init; } = [];
 }
 
 /// <summary>

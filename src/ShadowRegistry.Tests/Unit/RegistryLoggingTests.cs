@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Microsoft.Extensions.Configuration;
 using Serilog.Events;
 using Serilog.Parsing;
 using ShadowRegistry.Hosting;
@@ -39,5 +40,28 @@ public sealed class RegistryLoggingTests
     {
         var error = Assert.Throws<InvalidOperationException>(() => RegistryApp.Build(["--log-format", "xml"]));
         Assert.Contains("Registry:LogFormat must be 'text' or 'json'", error.Message);
+    }
+
+    [Fact]
+    public void LevelsComeFromSerilogMinimumLevelWithConfiguredOverridesWinning()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Serilog:MinimumLevel:Default"] = "warning",
+            ["Serilog:MinimumLevel:Override:Microsoft.AspNetCore"] = "Information",
+        }).Build();
+        using var logger = RegistryLogging.Configure(new Serilog.LoggerConfiguration(), configuration).CreateLogger();
+        Assert.False(logger.IsEnabled(LogEventLevel.Information));
+        Assert.True(logger.IsEnabled(LogEventLevel.Warning));
+        Assert.True(logger.ForContext(Serilog.Core.Constants.SourceContextPropertyName, "Microsoft.AspNetCore.Hosting").IsEnabled(LogEventLevel.Information));
+        Assert.False(logger.ForContext(Serilog.Core.Constants.SourceContextPropertyName, "System.Net.Http.HttpClient.x").IsEnabled(LogEventLevel.Information));
+    }
+
+    [Fact]
+    public void AnUnknownLevelStopsTheRegistryWithTheReason()
+    {
+        var error = Assert.Throws<InvalidOperationException>(() => RegistryLogging.Configure(new Serilog.LoggerConfiguration(),
+            new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Serilog:MinimumLevel:Default"] = "loud" }).Build()));
+        Assert.Contains("Serilog:MinimumLevel:Default must be one of Verbose", error.Message);
     }
 }

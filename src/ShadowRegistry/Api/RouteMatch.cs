@@ -63,7 +63,7 @@ public sealed partial record RouteMatch(RouteKind Kind, string Name, string Para
     {
         if (context.Items.TryGetValue(ItemKey, out var cached)) return (RouteMatch?)cached;
         var path = context.Request.Path.Value ?? "";
-        var changes = context.RequestServices.GetService<Microsoft.Extensions.Options.IOptions<Changes.ChangeOptions>>()?.Value;
+        var changes = context.RequestServices?.GetService<Microsoft.Extensions.Options.IOptions<Changes.ChangeOptions>>()?.Value;
         var route = path == "/v2" || path.StartsWith("/v2/", StringComparison.Ordinal) ? Parse(path, changes?.PathPrefix) : null;
         if (route is not null && route.Change is null && changes?.HostSuffix is { Length: > 0 } suffix
             && context.Request.Host.Host is var host && host.EndsWith("." + suffix, StringComparison.OrdinalIgnoreCase)

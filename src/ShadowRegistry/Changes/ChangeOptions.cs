@@ -23,6 +23,12 @@ public sealed class ChangeOptions
     /// <summary>The longest "ttl" accepted.</summary>
     public TimeSpan MaxTtl { get; set; } = TimeSpan.FromDays(30);
 
+    /// <summary>
+    /// How long the record of an expired change is kept (its overlay is removed at the first clean-up): until then a
+    /// request through it is told the change expired, not that it is unknown.
+    /// </summary>
+    public TimeSpan ExpiredRetention { get; set; } = TimeSpan.FromDays(7);
+
     /// <summary>How often overlays of expired and deleted changes are looked for and removed.</summary>
     public TimeSpan CleanupInterval { get; set; } = TimeSpan.FromMinutes(1);
 }

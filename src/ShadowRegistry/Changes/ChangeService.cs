@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Microsoft.Extensions.Options;
 using ShadowRegistry.Domain;
 using ShadowRegistry.Manifests;
@@ -8,7 +9,10 @@ namespace ShadowRegistry.Changes;
 /// <summary>A change as a read through it sees the queue: its own overlay first, then the live changes ahead, nearest first.</summary>
 public sealed record ChangeView(ChangeRecord Change, IReadOnlyList<ChangeRecord> Ahead, IReadOnlyList<SkippedChange> Skipped)
 {
-    public ChangeId Id => Change.Overlay.Change;
+    /// <summary>The overlays of <see cref="Layers"/>, in the same order, made once per view (a view serves many requests).</summary>
+    public IReadOnlyList<Overlay> Overlays { get; } = [Change.Overlay, .. Ahead.Select(a => a.Overlay)];
+
+    public ChangeId Id => Overlays[0].Change;
 
     /// <summary>Every overlay a read looks in, in order: the change's own, then those ahead.</summary>
     public IEnumerable<ChangeRecord> Layers => Ahead.Prepend(Change);
@@ -96,23 +100,54 @@ public sealed class ChangeService(
         return stored.Record;
     }
 
-    /// <summary>The view a request through <paramref name="id"/> reads: its own overlay, then the live changes ahead.</summary>
-    public async Task<ChangeView> ViewAsync(ChangeId id, CancellationToken cancellationToken)
+    /// <summary>A view as built, kept while every record it was built from may still be used and is still live.</summary>
+    private sealed record CachedView(Task<ChangeView> View, long Writes, DateTimeOffset ValidUntil);
+
+    private readonly ConcurrentDictionary<ChangeId, CachedView> views = new();
+
+    /// <summary>
+    /// The view a request through <paramref name="id"/> reads: its own overlay, then the live changes ahead. Every
+    /// request through a view asks for it, so a view is built once from the (cached) records and kept until the
+    /// first of them would be read again (<see cref="ChangeStore.GetUntilAsync"/>: the staleness bound is the
+    /// records' own), one of its changes expires, or this process writes or deletes any change record.
+    /// </summary>
+    public Task<ChangeView> ViewAsync(ChangeId id, CancellationToken cancellationToken) =>
+        views.TryGetValue(id, out var cached) && cached.Writes == store.Writes && time.GetUtcNow() < cached.ValidUntil
+            ? cached.View
+            : BuildViewAsync(id, cancellationToken);
+
+    private async Task<ChangeView> BuildViewAsync(ChangeId id, CancellationToken cancellationToken)
     {
-        var change = await GetLiveAsync(id, cancellationToken);
+        var writes = store.Writes; // before any read: a write from now on makes what is built here out of date
+        var now = time.GetUtcNow();
+        var (stored, validUntil) = await store.GetUntilAsync(id, cancellationToken);
+        if (stored is null || stored.Record.IsExpired(now))
+        {
+            views.TryRemove(id, out _);
+            throw new ChangeUnknownException(id, expired: stored is not null);
+        }
+        var change = stored.Record;
+        validUntil = Min(validUntil, change.ExpiresAt);
         var ahead = new List<ChangeRecord>();
         var skipped = new List<SkippedChange>();
-        var now = time.GetUtcNow();
         foreach (var entry in change.Ahead)
         {
-            var other = ChangeId.Parse(entry);
-            var stored = await store.GetAsync(other, cancellationToken);
-            if (stored is null) skipped.Add(new SkippedChange(entry, "deleted"));
-            else if (stored.Record.IsExpired(now)) skipped.Add(new SkippedChange(entry, "expired"));
-            else ahead.Add(stored.Record);
+            var (other, freshUntil) = await store.GetUntilAsync(ChangeId.Parse(entry), cancellationToken);
+            validUntil = Min(validUntil, freshUntil);
+            if (other is null) skipped.Add(new SkippedChange(entry, "deleted"));
+            else if (other.Record.IsExpired(now)) skipped.Add(new SkippedChange(entry, "expired"));
+            else
+            {
+                ahead.Add(other.Record);
+                validUntil = Min(validUntil, other.Record.ExpiresAt);
+            }
         }
-        return new ChangeView(change, ahead, skipped);
+        var view = new ChangeView(change, ahead, skipped);
+        views[id] = new CachedView(Task.FromResult(view), writes, validUntil);
+        return view;
     }
+
+    private static DateTimeOffset Min(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;
 
     /// <summary>Live changes whose labels include every pair of <paramref name="labels"/>, by id.</summary>
     public async Task<IReadOnlyList<ChangeRecord>> ListAsync(IReadOnlyDictionary<string, string> labels, CancellationToken cancellationToken)
@@ -135,6 +170,7 @@ public sealed class ChangeService(
         {
             var stored = await store.GetAsync(id, cancellationToken, fresh: true) ?? throw new ChangeUnknownException(id);
             if (!await store.TryDeleteAsync(id, stored.Version, cancellationToken)) continue;
+            views.TryRemove(id, out _);
             logger.LogInformation("Deleted change {ChangeId}", id);
             await RemoveOverlayAsync(stored.Record.Overlay, cancellationToken);
             if (stored.Record.IsExpired(time.GetUtcNow())) throw new ChangeUnknownException(id, expired: true);
@@ -214,13 +250,16 @@ public sealed class ChangeService(
             var stored = await store.GetAsync(id, cancellationToken, fresh: true);
             if (stored is not null && stored.Record.IsExpired(now))
             {
-                // Expired: the record goes too, unless it was renewed or replaced meanwhile.
-                if (await store.TryDeleteAsync(id, stored.Version, cancellationToken))
-                {
-                    logger.LogInformation("Change {ChangeId} expired at {ExpiresAt:O}; removing its overlay", id, stored.Record.ExpiresAt);
-                    overlays.Forget(stored.Record.Overlay);
-                }
+                // Expired: the overlay goes now. The record stays a while as a tombstone, so clients are told the
+                // change expired rather than that it never existed; then it goes too, unless renewed meanwhile.
+                overlays.Forget(stored.Record.Overlay);
+                if (now - stored.Record.ExpiresAt >= options.Value.ExpiredRetention && await store.TryDeleteAsync(id, stored.Version, cancellationToken))
+                    logger.LogInformation("Forgot change {ChangeId}, expired at {ExpiresAt:O}", id, stored.Record.ExpiresAt);
                 stored = null;
+            }
+            if (stored is null)
+            {
+                views.TryRemove(id, out _);
             }
             var before = await store.ListGenerationsAsync(id, cancellationToken);
             var keep = stored?.Record.Generation;

@@ -39,16 +39,32 @@ public sealed class ChangeStore(IStorageDriver driver, IOptions<Configuration.Re
     public sealed record VersionedRecord(ChangeRecord Record, StorageVersion Version);
 
     private readonly ConcurrentDictionary<ChangeId, Cached> cache = new();
+    private long writes;
+
+    /// <summary>
+    /// How many record writes and deletes this process has made. Whatever is derived from records read while this
+    /// had some value (a view) is out of date once it has another: this process's own updates are seen at once.
+    /// </summary>
+    public long Writes => Interlocked.Read(ref writes);
 
     /// <summary>The stored record (expired or not) and its version, or null when there is none.</summary>
-    public async Task<VersionedRecord?> GetAsync(ChangeId id, CancellationToken cancellationToken, bool fresh = false)
+    public async Task<VersionedRecord?> GetAsync(ChangeId id, CancellationToken cancellationToken, bool fresh = false) =>
+        (await GetUntilAsync(id, cancellationToken, fresh)).Value;
+
+    /// <summary>
+    /// As <see cref="GetAsync"/> (never fresh), and until when the answer may be used: the time it was read from
+    /// storage plus the cache duration. Past that, another process's update may have been missed.
+    /// </summary>
+    public async ValueTask<(VersionedRecord? Value, DateTimeOffset FreshUntil)> GetUntilAsync(ChangeId id, CancellationToken cancellationToken,
+        bool fresh = false)
     {
         var now = time.GetUtcNow();
-        if (!fresh && cache.TryGetValue(id, out var cached) && now - cached.ReadAt < options.Value.ChangeCacheDuration) return cached.Value;
+        var duration = options.Value.ChangeCacheDuration;
+        if (!fresh && cache.TryGetValue(id, out var cached) && now - cached.ReadAt < duration) return (cached.Value, cached.ReadAt + duration);
         var stored = await driver.GetVersionedAsync(RegistryPaths.ChangeRecord(id), cancellationToken);
         var value = stored is null ? null : new VersionedRecord(Deserialize(stored.Content), stored.Version);
         cache[id] = new Cached(value, now);
-        return value;
+        return (value, now + duration);
     }
 
     /// <summary>Writes a new record when <paramref name="expected"/> is null (none may exist), else replaces that version. False when someone else got there first.</summary>
@@ -61,6 +77,7 @@ public sealed class ChangeStore(IStorageDriver driver, IOptions<Configuration.Re
             ? await driver.PutIfAbsentAsync(path, content, cancellationToken)
             : await driver.PutIfVersionMatchesAsync(path, content, expected, cancellationToken);
         cache.TryRemove(id, out _);
+        Interlocked.Increment(ref writes); // after the removal: whoever sees the new count reads the record afresh
         return written;
     }
 
@@ -69,6 +86,7 @@ public sealed class ChangeStore(IStorageDriver driver, IOptions<Configuration.Re
     {
         var deleted = await driver.DeleteIfVersionMatchesAsync(RegistryPaths.ChangeRecord(id), expected, cancellationToken);
         cache.TryRemove(id, out _);
+        Interlocked.Increment(ref writes);
         return deleted;
     }
 

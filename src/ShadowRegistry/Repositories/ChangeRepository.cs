@@ -30,17 +30,21 @@ public sealed class ChangeRepository(IRepository baseRepository, IReadOnlyList<C
 
     public RepositoryTarget Target => baseRepository.Target;
 
-    /// <summary>Overlays that may hold anything of this repository, in precedence order; the rest cost no storage read.</summary>
-    private async IAsyncEnumerable<Layer> CandidatesAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
-    {
-        foreach (var layer in layers)
-            if (await overlays.MayHoldAsync(layer.Repository.Target.Local, cancellationToken)) yield return layer;
-    }
+    /// <summary>
+    /// Whether the layer's overlay may hold anything of this repository; the layers that surely hold nothing cost no
+    /// storage read. Every read through the view asks this of every layer, so it is answered from memory without a
+    /// task whenever it can be.
+    /// </summary>
+    private ValueTask<bool> MayHoldAsync(Layer layer, CancellationToken cancellationToken) =>
+        overlays.TryMayHold(layer.Repository.Target.Local) is { } known
+            ? ValueTask.FromResult(known)
+            : new ValueTask<bool>(overlays.MayHoldAsync(layer.Repository.Target.Local, cancellationToken));
 
     public async Task<FoundManifest?> GetManifestAsync(string reference, bool headOnly, HttpRequest request, CancellationToken cancellationToken)
     {
-        await foreach (var layer in CandidatesAsync(cancellationToken))
-            if (await layer.Repository.GetManifestAsync(reference, headOnly, request, cancellationToken) is { } found)
+        foreach (var layer in layers)
+            if (await MayHoldAsync(layer, cancellationToken)
+                && await layer.Repository.GetManifestAsync(reference, headOnly, request, cancellationToken) is { } found)
                 return found with { Source = layer.Source };
         return await baseRepository.GetManifestAsync(reference, headOnly, request, cancellationToken);
     }
@@ -55,8 +59,8 @@ public sealed class ChangeRepository(IRepository baseRepository, IReadOnlyList<C
 
     public async Task<FoundBlob?> GetBlobAsync(Digest digest, CancellationToken cancellationToken)
     {
-        await foreach (var layer in CandidatesAsync(cancellationToken))
-            if (await layer.Repository.GetBlobAsync(digest, cancellationToken) is LocalBlob found)
+        foreach (var layer in layers)
+            if (await MayHoldAsync(layer, cancellationToken) && await layer.Repository.GetBlobAsync(digest, cancellationToken) is LocalBlob found)
                 return found with { Source = layer.Source };
         return await baseRepository.GetBlobAsync(digest, cancellationToken);
     }
@@ -68,8 +72,9 @@ public sealed class ChangeRepository(IRepository baseRepository, IReadOnlyList<C
     {
         var names = new SortedSet<string>(StringComparer.Ordinal);
         var sources = new List<string>();
-        await foreach (var layer in CandidatesAsync(cancellationToken))
+        foreach (var layer in layers)
         {
+            if (!await MayHoldAsync(layer, cancellationToken)) continue;
             var own = await layer.Repository.ListOverlayTagsAsync(cancellationToken);
             if (own.Count == 0) continue;
             names.UnionWith(own);
@@ -86,8 +91,8 @@ public sealed class ChangeRepository(IRepository baseRepository, IReadOnlyList<C
 
     public async Task<bool> CanLendAsync(Digest digest, CancellationToken cancellationToken)
     {
-        await foreach (var layer in CandidatesAsync(cancellationToken))
-            if (await layer.Repository.CanLendAsync(digest, cancellationToken)) return true;
+        foreach (var layer in layers)
+            if (await MayHoldAsync(layer, cancellationToken) && await layer.Repository.CanLendAsync(digest, cancellationToken)) return true;
         return await baseRepository.CanLendAsync(digest, cancellationToken);
     }
 

@@ -24,10 +24,12 @@ public sealed class RepositoryFactory(
         IRepository below = target.Upstream is { } upstream ? new ShadowingRepository(local, upstream, shadowing) : local;
         if (target.View is not { } view) return below;
         // Through a change: its own overlay and those ahead, each the same repository name inside that overlay.
-        var layers = view.Layers
-            .Select(change => new ChangeRepository.Layer(change.Overlay.Change,
-                new LocalRepository(target with { Local = target.Local.In(change.Overlay), View = null }, manifests, links, tags, catalog)))
-            .ToList();
+        var layers = new List<ChangeRepository.Layer>(view.Overlays.Count);
+        foreach (var overlay in view.Overlays)
+        {
+            layers.Add(new ChangeRepository.Layer(overlay.Change,
+                new LocalRepository(target with { Local = target.Local.In(overlay), View = null }, manifests, links, tags, catalog)));
+        }
         return new ChangeRepository(below, layers, shadowing.References.For(target), overlays);
     }
 }

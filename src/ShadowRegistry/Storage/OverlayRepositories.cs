@@ -32,6 +32,17 @@ public sealed class OverlayRepositories(IStorageDriver driver, IOptions<Registry
         lock (entry.Names) return entry.Names.Contains(repository.Value);
     }
 
+    /// <summary>
+    /// <see cref="MayHoldAsync"/> answered from memory, without a task, when the overlay's entry is current (the case
+    /// of nearly every read through a view); null when it is missing or due for a walk: then ask <see cref="MayHoldAsync"/>.
+    /// </summary>
+    public bool? TryMayHold(RepositoryName repository)
+    {
+        if (repository.Overlay is not { } overlay) return true;
+        if (!entries.TryGetValue(overlay, out var entry) || time.GetUtcNow() - entry.ReadAt >= options.Value.ChangeCacheDuration) return null;
+        lock (entry.Names) return entry.Names.Contains(repository.Value);
+    }
+
     /// <summary>The repositories the overlay holds anything in, sorted.</summary>
     public async Task<IReadOnlyList<string>> ListAsync(Overlay overlay, CancellationToken cancellationToken)
     {

@@ -18,7 +18,7 @@ public sealed record RepositoryTarget(RepositoryName Local, UpstreamRepository? 
     public string ViewPrefix { get; init; } = "";
 
     /// <summary>Where writes land: the change's own overlay when there is a view, else the local repository.</summary>
-    public RepositoryName Writes => View is { } view ? Local.In(view.Change.Overlay) : Local;
+    public RepositoryName Writes => View is { } view ? Local.In(view.Overlays[0]) : Local;
 
     /// <summary>
     /// A URL below this repository in the client's own terms (its name and ns hint), for Location and Link headers:
