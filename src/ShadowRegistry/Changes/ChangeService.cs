@@ -43,6 +43,7 @@ public sealed class ChangeService(
     RepositoryCatalog catalog,
     IOptions<ChangeOptions> options,
     TimeProvider time,
+    IReplicationQueue replication,
     ILogger<ChangeService> logger)
 {
     /// <summary>Creates the change (true) or updates it (false). Fields left null keep their value (or get the default on creation).</summary>
@@ -231,6 +232,7 @@ public sealed class ChangeService(
             var previous = await tags.ResolveAsync(repository, tag, cancellationToken);
             if (previous != digest) await tags.SetAsync(repository, tag, digest, cancellationToken);
             await catalog.AddedAsync(repository);
+            if (previous != digest) replication.TagChanged(repository, tag);
             result.Add(new PromotedTag(repository.Value, tag, digest.ToString(), previous?.ToString(), previous != digest));
             logger.LogInformation("Promoted {Repository}:{Tag} to {Digest} from change {ChangeId} (was {Previous})",
                 repository, tag, digest, id, previous?.ToString() ?? "absent");

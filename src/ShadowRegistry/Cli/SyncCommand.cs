@@ -21,6 +21,7 @@ public static class SyncCommand
 
         A reference is [http://|https://]host[:port]/<repository>[:<tag>] (no scheme means https), or
         [http(s)://]host[:port]/<prefix>/* for every repository under a prefix (from the source's _catalog).
+        A tag on either side limits both sides to that tag.
 
         sync makes the destination's tags equal the source's: missing tags are copied, tags with another digest are
         re-pushed, tags only on the destination are deleted (unless --keep-extra); content is copied by digest,
@@ -89,6 +90,8 @@ public static class SyncCommand
             var from = RegistryReference.Parse(positional[0]);
             var to = RegistryReference.Parse(positional[1]);
             if (to.IsPrefix != from.IsPrefix && !to.IsPrefix) throw new ArgumentException("a prefix source needs a prefix destination (host/<prefix>/*)");
+            if (from.Tag is not null && to.Tag is not null && from.Tag != to.Tag)
+                throw new ArgumentException("tags are synced under their own names: give the destination the source's tag, or none");
             using var source = new OciRegistryClient(from.Registry, Credentials(sourceCredentials ?? environment("SHADOWREGISTRY_SRC_CREDS"), from, environment),
                 insecure: insecure, maxAttempts: attempts, requestsPerSecond: rate);
             using var destination = new OciRegistryClient(to.Registry, Credentials(destinationCredentials ?? environment("SHADOWREGISTRY_DEST_CREDS"), to, environment),

@@ -11,6 +11,7 @@ using ShadowRegistry.Observability;
 using ShadowRegistry.Repositories;
 using ShadowRegistry.Storage;
 using ShadowRegistry.Storage.Drivers;
+using ShadowRegistry.Sync;
 using ShadowRegistry.Upstream;
 
 namespace ShadowRegistry.Hosting;
@@ -75,10 +76,19 @@ public static class RegistryApp
             .Validate(o => o.DefaultTtl > TimeSpan.Zero && o.MaxTtl >= o.DefaultTtl && o.CleanupInterval > TimeSpan.Zero,
                 "Changes:DefaultTtl and CleanupInterval must be positive and MaxTtl at least DefaultTtl")
             .ValidateOnStart();
+        builder.Services.AddOptions<ReplicationOptions>()
+            .Bind(builder.Configuration.GetSection(ReplicationOptions.Section))
+            .Validate(o => o.ReconcileInterval > TimeSpan.Zero && o.RetryDelay > TimeSpan.Zero && o.MaxAttempts > 0 && o.RequestAttempts > 0,
+                "Replication:ReconcileInterval and RetryDelay must be positive, MaxAttempts and RequestAttempts at least 1")
+            .Validate(o => o.Destinations.Values.All(d => d.Parse() is not null), "Replication:Destinations:<name>:Url must be http(s)://host[:port][/prefix]")
+            .Validate(o => o.Destinations.Values.All(d => d.Patterns() is not null), "Replication:Destinations:<name>:Repositories must be repository patterns")
+            .Validate(o => string.IsNullOrEmpty(o.SourceUrl) || Uri.TryCreate(o.SourceUrl, UriKind.Absolute, out _), "Replication:SourceUrl must be an absolute URL")
+            .ValidateOnStart();
         builder.Services.AddSingleton(TimeProvider.System);
         AddMetrics(builder);
         AddStorage(builder.Services);
         AddChanges(builder.Services);
+        AddReplication(builder.Services);
         AddUpstream(builder.Services);
         AddApi(builder.Services);
         builder.AddRegistryAuth();
@@ -161,6 +171,17 @@ public static class RegistryApp
         services.AddSingleton<ChangeCredentials>();
         services.AddSingleton<IChangeCredentials>(provider => provider.GetRequiredService<ChangeCredentials>());
         services.AddHostedService<ChangeJanitor>();
+    }
+
+    /// <summary>Replication to configured destinations; without any, pushes report to nothing.</summary>
+    private static void AddReplication(IServiceCollection services)
+    {
+        services.AddSingleton<ReplicationTransport>();
+        services.AddSingleton<ReplicationService>();
+        services.AddSingleton<IReplicationQueue>(provider => provider.GetRequiredService<IOptions<ReplicationOptions>>().Value.IsEnabled
+            ? provider.GetRequiredService<ReplicationService>()
+            : NoReplication.Instance);
+        services.AddHostedService(provider => provider.GetRequiredService<ReplicationService>());
     }
 
     private static void AddUpstream(IServiceCollection services)

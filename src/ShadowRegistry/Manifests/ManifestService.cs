@@ -23,6 +23,7 @@ public sealed class ManifestService(
     RepositoryCatalog catalog,
     OverlayRepositories overlays,
     RegistryMetrics metrics,
+    IReplicationQueue replication,
     ILogger<ManifestService> logger)
 {
     /// <param name="reference">A tag, or the digest the client claims the content has.</param>
@@ -88,6 +89,11 @@ public sealed class ManifestService(
             }
         }
         metrics.ManifestPushed(MediaTypes.IsIndex(manifest.MediaType));
+        if (repository.Overlay is null)
+        {
+            if (tag is not null) replication.TagChanged(repository, tag);
+            else if (subject is not null) replication.ContentPushed(repository, digest);
+        }
         logger.LogInformation("Stored manifest {Digest} ({MediaType}) in {Repository} as {Reference}", digest, manifest.MediaType, repository, reference);
         return new PushedManifest(digest, subject);
     }
@@ -121,6 +127,7 @@ public sealed class ManifestService(
             var deleted = await tags.DeleteAsync(repository, tag!, cancellationToken);
             if (!deleted) return false;
             await catalog.RemovedAsync(repository);
+            if (repository.Overlay is null) replication.TagChanged(repository, tag!);
             logger.LogInformation("Deleted tag {Reference} in {Repository}", reference, repository);
             return true;
         }
@@ -131,7 +138,10 @@ public sealed class ManifestService(
         await revisions.DeleteAsync(repository, digest, cancellationToken);
         if (revision.Subject is { } subject && Digest.TryParse(subject, out var subjectDigest)) await referrers.RemoveAsync(repository, subjectDigest, digest, cancellationToken);
         foreach (var pointing in await tags.TagsPointingAtAsync(repository, digest, cancellationToken))
+        {
             await tags.DeleteIfAsync(repository, pointing, digest, cancellationToken);
+            if (repository.Overlay is null) replication.TagChanged(repository, pointing);
+        }
         await catalog.RemovedAsync(repository);
         logger.LogInformation("Deleted manifest {Digest} in {Repository}", digest, repository);
         return true;

@@ -111,6 +111,28 @@ public sealed class RegistryMetrics
     /// <param name="reason">invalid_token, no_token, insufficient_scope, bad_credentials, throttled or anonymous_refused.</param>
     public void AuthFailure(string reason) => I.AuthFailures.WithLabels(reason).Inc();
 
+    // --- Replication (label values: the configured destination names) ---
+
+    /// <summary>One replication event (a tag or a pushed referrer) processed for a destination, successfully or not.</summary>
+    public void ReplicationEvent(string destination, bool succeeded) => I.ReplicationEvents.WithLabels(destination, succeeded ? "replicated" : "failed").Inc();
+
+    /// <summary>A reconcile of a destination finished; <paramref name="unixSeconds"/> is when it began.</summary>
+    public void ReplicationReconciled(string destination, bool succeeded, long unixSeconds)
+    {
+        I.ReplicationReconciles.WithLabels(destination, succeeded ? "in_sync" : "differences").Inc();
+        I.ReplicationLastReconcile.WithLabels(destination).Set(unixSeconds);
+    }
+
+    /// <summary>Events not yet replicated to a destination and the age of the oldest (0 when none).</summary>
+    public void ReplicationState(string destination, int pending, double lagSeconds)
+    {
+        I.ReplicationPending.WithLabels(destination).Set(pending);
+        I.ReplicationLag.WithLabels(destination).Set(lagSeconds);
+    }
+
+    /// <summary>Runs <paramref name="update"/> before every scrape (for gauges computed from current state).</summary>
+    public void OnCollect(Action update) => Registry.AddBeforeCollectCallback(update);
+
     private static string Label(BlobSource source) => source switch
     {
         BlobSource.Upload => "upload",
@@ -154,6 +176,15 @@ public sealed class RegistryMetrics
             AuthFailures = factory.CreateCounter(Prefix + "auth_failures_total",
                 "Requests refused by authentication, by reason (invalid_token, no_token, insufficient_scope, bad_credentials, throttled, anonymous_refused).", "reason");
 
+            ReplicationEvents = factory.CreateCounter(Prefix + "replication_events_total",
+                "Replication events (tag changes, pushed referrers) processed, by destination and outcome (replicated, failed; each attempt counts).", "destination", "outcome");
+            ReplicationReconciles = factory.CreateCounter(Prefix + "replication_reconciles_total",
+                "Periodic reconciles finished, by destination and outcome (in_sync, differences).", "destination", "outcome");
+            ReplicationLastReconcile = factory.CreateGauge(Prefix + "replication_last_reconcile_timestamp_seconds", "When the last reconcile of a destination began (Unix time).", "destination");
+            ReplicationPending = factory.CreateGauge(Prefix + "replication_pending_events", "Events not yet replicated to a destination (queued, running or waiting for a retry).", "destination");
+            ReplicationLag = factory.CreateGauge(Prefix + "replication_lag_seconds",
+                "Age of the oldest change not yet replicated to a destination (including ones left to the next reconcile); 0 when in step.", "destination");
+
             // Series that exist from the start, so a dashboard shows 0 rather than nothing before the first event.
             foreach (var source in Enum.GetValues<BlobSource>())
             {
@@ -184,5 +215,10 @@ public sealed class RegistryMetrics
         public Counter Collapsed { get; }
         public Gauge CircuitOpen { get; }
         public Counter AuthFailures { get; }
+        public Counter ReplicationEvents { get; }
+        public Counter ReplicationReconciles { get; }
+        public Gauge ReplicationLastReconcile { get; }
+        public Gauge ReplicationPending { get; }
+        public Gauge ReplicationLag { get; }
     }
 }

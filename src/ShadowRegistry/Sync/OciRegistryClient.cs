@@ -36,6 +36,9 @@ public sealed class OciRegistryClient : IDisposable
     private DateTimeOffset nextRequest = DateTimeOffset.MinValue;
     private bool basic;
 
+    /// <summary>The registry this client talks to.</summary>
+    public Uri Registry => registry;
+
     /// <summary>Counts of writes made (blob uploads, mounts, manifest puts, deletes), for "a second sync writes nothing".</summary>
     public int Writes { get; private set; }
 

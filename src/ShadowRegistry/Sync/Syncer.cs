@@ -112,8 +112,9 @@ public sealed class Syncer(OciRegistryClient source, RegistryReference from, Oci
 
     private async Task<Dictionary<string, Digest>> TagsAsync(OciRegistryClient client, string repository, CancellationToken cancellationToken)
     {
-        var reference = client == source ? from : to;
-        var tags = reference.Tag is { } single && !reference.IsPrefix ? [single] : await client.ListTagsAsync(repository, cancellationToken);
+        // A tag named on either side limits both sides to it: "sync a:v1 b" must not see b's other tags as extra.
+        var single = from.IsPrefix || to.IsPrefix ? null : from.Tag ?? to.Tag;
+        var tags = single is not null ? [single] : await client.ListTagsAsync(repository, cancellationToken);
         var result = new Dictionary<string, Digest>(StringComparer.Ordinal);
         foreach (var tag in tags)
         {
@@ -170,16 +171,24 @@ public sealed class Syncer(OciRegistryClient source, RegistryReference from, Oci
         IReadOnlyDictionary<string, Digest> sourceTags, CancellationToken cancellationToken)
     {
         if (await destination.DeleteManifestAsync(repository, tag, cancellationToken)) return;
+        // Deleting by digest removes the manifest itself: not when an index that stays there needs it as a platform.
+        var staying = sourceTags.Values.Concat(options.KeepExtra ? destinationTags.Where(p => !sourceTags.ContainsKey(p.Key)).Select(p => p.Value) : [])
+            .Where(d => d != digest).Distinct();
+        foreach (var other in staying)
+        {
+            if (await destination.GetManifestAsync(repository, other.ToString(), cancellationToken) is not { } index || !MediaTypes.IsIndex(index.MediaType)) continue;
+            if (ManifestParser.Parse(index.Content, index.MediaType).Manifests.Any(child => child.Digest == digest))
+                throw new RegistryCallException($"the destination deletes no tags, and deleting {digest} by digest would break index {other}, which stays");
+        }
         var manifest = await destination.GetManifestAsync(repository, digest.ToString(), cancellationToken);
         if (!await destination.DeleteManifestAsync(repository, digest.ToString(), cancellationToken))
             throw new RegistryCallException($"the destination deletes neither tags nor manifests (enable deletes there)");
         if (manifest is null) return;
-        foreach (var (other, otherDigest) in destinationTags)
-        {
-            if (other == tag || otherDigest != digest) continue;
-            // Kept only when it should stay: the source has it at the same digest, or extras are kept.
-            if (sourceTags.TryGetValue(other, out var wanted) ? wanted == digest : options.KeepExtra)
-                await destination.PutManifestAsync(repository, other, manifest, cancellationToken);
-        }
+        // Put back every tag that must stay on this digest: the source's tags on it (copies and updates ran before the
+        // deletes, so some may point at it only since this sync began), and extras when they are kept.
+        var restore = sourceTags.Where(p => p.Value == digest).Select(p => p.Key)
+            .Concat(options.KeepExtra ? destinationTags.Where(p => p.Value == digest && !sourceTags.ContainsKey(p.Key)).Select(p => p.Key) : [])
+            .Where(other => other != tag).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal);
+        foreach (var other in restore) await destination.PutManifestAsync(repository, other, manifest, cancellationToken);
     }
 }
