@@ -221,9 +221,19 @@ public sealed class AzureBlobDriver : IStorageDriver, IStartupCheck
         var blob = Blob(path);
         try
         {
-            var options = new BlobDownloadOptions { Range = offset == 0 ? default : new HttpRange(offset) };
-            var result = await blob.DownloadStreamingAsync(options, cancellationToken);
-            return result.Value.Content;
+            var (first, length) = await OpenAtAsync(blob, offset, cancellationToken);
+            // Seekable, so the blob endpoint can answer Range requests: a seek opens another ranged GET.
+            return new RangedReadStream(length, offset, first, async (position, token) =>
+            {
+                try
+                {
+                    return (await OpenAtAsync(blob, position, token)).Content;
+                }
+                catch (Exception e) when (Translate(e, path) is { } translated)
+                {
+                    throw translated;
+                }
+            });
         }
         catch (RequestFailedException e) when (e.Status == 416)
         {
@@ -232,6 +242,18 @@ public sealed class AzureBlobDriver : IStorageDriver, IStartupCheck
             return (Stream)new MemoryStream([], writable: false);
         }
     });
+
+    /// <summary>A ranged GET from the offset, with the blob's whole length.</summary>
+    private static async Task<(Stream Content, long Length)> OpenAtAsync(BlobClient blob, long offset, CancellationToken cancellationToken)
+    {
+        var result = (await blob.DownloadStreamingAsync(new BlobDownloadOptions { Range = offset == 0 ? default : new HttpRange(offset) }, cancellationToken)).Value;
+        // Content-Range "bytes a-b/total" when ranged; otherwise the content is the whole blob.
+        var range = result.Details.ContentRange;
+        var length = range is not null && range.LastIndexOf('/') is var slash and >= 0 && long.TryParse(range[(slash + 1)..], CultureInfo.InvariantCulture, out var total)
+            ? total
+            : offset + result.Details.ContentLength;
+        return (result.Content, length);
+    }
 
     public Task<IStorageWriter> WriterAsync(string path, bool append, CancellationToken cancellationToken) => Run(path, async () =>
     {

@@ -251,12 +251,21 @@ public sealed class S3Driver : IStorageDriver, IStartupCheck, IDisposable
     public Task<Stream> ReaderAsync(string path, long offset, CancellationToken cancellationToken) => Run(path, async () =>
     {
         if (offset < 0) throw new InvalidOffsetException(Name, path, offset);
-        var request = new GetObjectRequest { BucketName = bucket, Key = Key(path) };
-        if (offset > 0) request.ByteRange = new ByteRange($"bytes={offset}-");
         try
         {
-            var response = await client.GetObjectAsync(request, cancellationToken);
-            return (Stream)new OwningStream(response.ResponseStream, response);
+            var (first, length) = await OpenAtAsync(Key(path), offset, cancellationToken);
+            // Seekable, so the blob endpoint can answer Range requests: a seek opens another ranged GET.
+            return (Stream)new RangedReadStream(length, offset, first, async (position, token) =>
+            {
+                try
+                {
+                    return (await OpenAtAsync(Key(path), position, token)).Content;
+                }
+                catch (Exception e) when (Translate(e, path) is { } translated)
+                {
+                    throw translated;
+                }
+            });
         }
         catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable)
         {
@@ -264,6 +273,19 @@ public sealed class S3Driver : IStorageDriver, IStartupCheck, IDisposable
             return new MemoryStream([], writable: false);
         }
     });
+
+    /// <summary>A ranged GET from the offset, with the object's whole length.</summary>
+    private async Task<(Stream Content, long Length)> OpenAtAsync(string key, long offset, CancellationToken cancellationToken)
+    {
+        var request = new GetObjectRequest { BucketName = bucket, Key = key };
+        if (offset > 0) request.ByteRange = new ByteRange($"bytes={offset}-");
+        var response = await client.GetObjectAsync(request, cancellationToken);
+        var range = response.ContentRange;
+        var length = range is not null && range.LastIndexOf('/') is var slash and >= 0 && long.TryParse(range[(slash + 1)..], CultureInfo.InvariantCulture, out var total)
+            ? total
+            : offset + response.ContentLength;
+        return (new OwningStream(response.ResponseStream, response), length);
+    }
 
     public Task<IStorageWriter> WriterAsync(string path, bool append, CancellationToken cancellationToken) => Run(path, async () =>
     {
