@@ -120,8 +120,20 @@ public sealed class AzureBlobDriver : IStorageDriver, IStartupCheck
     {
         try
         {
-            if (createContainer) await container.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
-            await container.GetPropertiesAsync(cancellationToken: cancellationToken);
+            if (createContainer)
+            {
+                try
+                {
+                    await container.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
+                }
+                catch (RequestFailedException e) when (e.Status == 403 && e.ErrorCode is "AuthorizationPermissionMismatch" or "AuthorizationResourceTypeMismatch")
+                {
+                    // A container-scoped SAS may not create containers: the listing below tells whether it is there.
+                }
+            }
+            // What the driver needs anyway (listing), so a container SAS without account rights passes too.
+            await foreach (var _ in container.GetBlobsAsync(new GetBlobsOptions { Prefix = prefix }, cancellationToken).AsPages(pageSizeHint: 1))
+                break;
         }
         catch (RequestFailedException e)
         {
