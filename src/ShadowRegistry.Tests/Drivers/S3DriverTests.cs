@@ -64,3 +64,29 @@ public sealed class S3DriverContractTests : StorageDriverContract
 
     protected override IStorageDriver CreateDriverOnSameStore() => S3rver.Driver(bucket ??= S3rver.NewBucket(64 * 1024));
 }
+
+/// <summary>What only the S3 driver offers: presigned download URLs, when configured.</summary>
+public sealed class S3DriverTests
+{
+    [SkippableFact]
+    public async Task PresignedRedirectsServeTheObjectWhenEnabled()
+    {
+        var options = S3rver.NewBucket(5 * 1024 * 1024);
+        options.RedirectDownloads = true;
+        var driver = S3rver.Driver(options);
+        var content = System.Security.Cryptography.RandomNumberGenerator.GetBytes(10_000);
+        await driver.PutContentAsync("/blobs/sha256/ab/abc/data", content, CancellationToken.None);
+
+        using var http = new HttpClient();
+        var get = (await driver.RedirectUrlAsync("/blobs/sha256/ab/abc/data", HttpMethod.Get, CancellationToken.None))!;
+        Assert.Equal(content, await http.GetByteArrayAsync(get));
+        var head = (await driver.RedirectUrlAsync("/blobs/sha256/ab/abc/data", HttpMethod.Head, CancellationToken.None))!;
+        using var response = await http.SendAsync(new HttpRequestMessage(HttpMethod.Head, head));
+        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(content.Length, response.Content.Headers.ContentLength);
+
+        // Off by default: the registry serves the bytes itself.
+        options.RedirectDownloads = false;
+        Assert.Null(await S3rver.Driver(options).RedirectUrlAsync("/blobs/sha256/ab/abc/data", HttpMethod.Get, CancellationToken.None));
+    }
+}

@@ -43,6 +43,12 @@ public sealed class S3DriverOptions
 
     /// <summary>Creates the bucket at start-up when it does not exist.</summary>
     public bool CreateBucket { get; set; }
+
+    /// <summary>Blob GET/HEAD redirect clients to a presigned URL of the object (off: the registry serves the bytes).</summary>
+    public bool RedirectDownloads { get; set; }
+
+    /// <summary>How long a presigned download URL stays valid.</summary>
+    public TimeSpan RedirectExpiry { get; set; } = TimeSpan.FromMinutes(20);
 }
 
 /// <summary>
@@ -439,7 +445,19 @@ public sealed class S3Driver : IStorageDriver, IStartupCheck, IDisposable
         return true;
     });
 
-    public Task<Uri?> RedirectUrlAsync(string path, HttpMethod method, CancellationToken cancellationToken) => Run(path, () => Task.FromResult((Uri?)null));
+    public Task<Uri?> RedirectUrlAsync(string path, HttpMethod method, CancellationToken cancellationToken) => Run(path, async () =>
+    {
+        if (!options.RedirectDownloads || (method != HttpMethod.Get && method != HttpMethod.Head)) return null;
+        var request = new GetPreSignedUrlRequest
+        {
+            BucketName = bucket,
+            Key = Key(path),
+            Verb = method == HttpMethod.Head ? HttpVerb.HEAD : HttpVerb.GET,
+            Expires = time.GetUtcNow().UtcDateTime + options.RedirectExpiry,
+        };
+        if (options.Endpoint is { } endpoint && endpoint.StartsWith("http://", StringComparison.OrdinalIgnoreCase)) request.Protocol = Protocol.HTTP;
+        return (Uri?)new Uri(await client.GetPreSignedURLAsync(request));
+    });
 
     // ---- helpers ----
 
