@@ -1,4 +1,6 @@
 using System.Net;
+using Microsoft.Extensions.DependencyInjection;
+using ShadowRegistry.Storage.Drivers;
 using ShadowRegistry.Hosting;
 using ShadowRegistry.Tests.Drivers;
 using ShadowRegistry.Tests.Infrastructure;
@@ -115,6 +117,35 @@ public sealed class ObjectStoreReplicaTests
             using var ready = await client.GetAsync("readyz");
             await ready.ExpectAsync(HttpStatusCode.OK);
         }
+    }
+
+    [SkippableTheory]
+    [MemberData(nameof(Drivers))]
+    public async Task WhileOneReplicaWritesToASessionTheOtherGets416WithTheOffset(string driver)
+    {
+        var arguments = StoreArguments(driver);
+        await using var a = await RegistryServer.StartAsync(arguments);
+        await using var b = await RegistryServer.StartAsync(arguments);
+        using var clientA = a.CreateClient();
+        var content = OciHttp.RandomBytes(2000, 94);
+
+        using var start = await clientA.PostAsync("v2/replicas/busy/blobs/uploads/", null);
+        await start.ExpectAsync(HttpStatusCode.Accepted);
+        var location = start.Headers.Location!;
+        await PatchAsync(clientA, location, content, 0, 1000);
+
+        // B is in the middle of a chunk: its driver holds the session's writer (the blob's lease on Azure, the
+        // session state's lease on S3), so A's PATCH is refused with the offset the session really has.
+        var id = location.ToString().Split('?')[0].Split('/')[^1];
+        await using (var holding = await b.Services.GetRequiredService<IStorageDriver>().WriterAsync($"/uploads/{id}/data", append: true, CancellationToken.None))
+        {
+            using var patch = new HttpRequestMessage(HttpMethod.Patch, location) { Content = new ByteArrayContent(content, 1000, 1000) };
+            patch.Content.Headers.TryAddWithoutValidation("Content-Range", "1000-1999");
+            using var refused = await clientA.SendAsync(patch);
+            await refused.ExpectErrorAsync(HttpStatusCode.RequestedRangeNotSatisfiable, "BLOB_UPLOAD_INVALID");
+            Assert.Equal("0-999", refused.Headers.GetValues("Range").Single());
+        }
+        await PatchAsync(clientA, location, content, 1000, 1000);
     }
 
     [SkippableFact]
