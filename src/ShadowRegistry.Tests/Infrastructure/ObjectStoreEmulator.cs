@@ -65,18 +65,21 @@ public sealed class ObjectStoreEmulator : IDisposable
     {
         var reason = Unavailable(binary);
         if (reason is not null) throw new InvalidOperationException(reason);
-        var executable = Path.Combine(EmulatorsDirectory!, "node_modules", ".bin", binary);
+        // Through run-with-parent.js, which stops the emulator once this process is gone, however it ends.
+        var wrapper = Path.Combine(EmulatorsDirectory!, "run-with-parent.js");
         var data = Path.Combine(Path.GetTempPath(), "shadowregistry-emulators", $"{binary}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(data);
         for (var attempt = 0; ; attempt++)
         {
             var port = FakeUpstream.FreePort();
-            var info = new ProcessStartInfo(executable)
+            var info = new ProcessStartInfo("node")
             {
                 RedirectStandardOutput = true,
                 RedirectStandardError = true,
                 UseShellExecute = false,
             };
+            info.ArgumentList.Add(wrapper);
+            info.ArgumentList.Add(binary);
             foreach (var argument in arguments(port, data)) info.ArgumentList.Add(argument);
             foreach (var (key, value) in environment ?? new Dictionary<string, string>()) info.Environment[key] = value;
             var process = Process.Start(info)!;
