@@ -8,7 +8,7 @@ public abstract class ConcurrencyTests(RegistryServerFixture fixture)
 {
     private readonly HttpClient client = fixture.Client;
 
-    [Fact]
+    [SkippableFact]
     public async Task ConcurrentUploadsOfSameBlobToNewRepositoriesAreAllImmediatelyReadable()
     {
         const int uploads = 60;
@@ -44,7 +44,7 @@ public abstract class ConcurrencyTests(RegistryServerFixture fixture)
         Assert.Empty(await fixture.Server.FilesBelowAsync("/tmp"));
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task ConcurrentFirstPushesOfImagesToOneNewRepositoryAllSucceed()
     {
         const int pushes = 40;
@@ -66,7 +66,7 @@ public abstract class ConcurrencyTests(RegistryServerFixture fixture)
         for (var i = 0; i < pushes; i++) Assert.Contains($"\"job-{i}\"", body);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task ConcurrentRetagsLeaveTheTagAtOneCompleteManifest()
     {
         var images = new List<(byte[] Manifest, string Digest)>();

@@ -58,9 +58,9 @@ public sealed class StorageDriverOptionTests
         var refused = await Assert.ThrowsAsync<OptionsValidationException>(async () =>
         {
             // Building already reads the options (Kestrel's limits), so the refusal may come from either step.
-            await using var app = RegistryApp.Build(["--urls", "http://127.0.0.1:0", "--Registry:StorageRoot", scratch.Path, "--Registry:Storage:Driver", "s3"]);
+            await using var app = RegistryApp.Build(["--urls", "http://127.0.0.1:0", "--Registry:StorageRoot", scratch.Path, "--Registry:Storage:Driver", "ftp"]);
             await app.StartAsync();
         });
-        Assert.Contains("Storage:Driver must be filesystem or inmemory", refused.Message);
+        Assert.Contains("Storage:Driver must be filesystem, s3, azure or inmemory", refused.Message);
     }
 }

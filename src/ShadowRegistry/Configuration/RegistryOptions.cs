@@ -52,10 +52,21 @@ public sealed class StorageOptions
 {
     public const string Filesystem = "filesystem";
     public const string InMemory = "inmemory";
+    public const string Azure = "azure";
+    public const string S3 = "s3";
 
     /// <summary>
-    /// The driver repository metadata goes through: <see cref="Filesystem"/> (below StorageRoot) or
-    /// <see cref="InMemory"/> (lost on exit; for tests). Blobs and upload sessions stay below StorageRoot for now.
+    /// The driver everything is stored through: <see cref="Filesystem"/> (below StorageRoot), <see cref="S3"/> (a
+    /// bucket, see <see cref="S3Bucket"/>), <see cref="Azure"/> (a Blob Storage container, see <see cref="AzureBlob"/>)
+    /// or <see cref="InMemory"/> (lost on exit; for tests).
     /// </summary>
     public string Driver { get; set; } = Filesystem;
+
+    /// <summary>"Registry:Storage:Azure", used when <see cref="Driver"/> is <see cref="Azure"/>.</summary>
+    [Microsoft.Extensions.Configuration.ConfigurationKeyName("Azure")]
+    public ShadowRegistry.Storage.Drivers.AzureBlobDriverOptions AzureBlob { get; set; } = new();
+
+    /// <summary>"Registry:Storage:S3", used when <see cref="Driver"/> is <see cref="S3"/>.</summary>
+    [Microsoft.Extensions.Configuration.ConfigurationKeyName("S3")]
+    public ShadowRegistry.Storage.Drivers.S3DriverOptions S3Bucket { get; set; } = new();
 }

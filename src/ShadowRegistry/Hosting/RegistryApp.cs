@@ -62,8 +62,15 @@ public static class RegistryApp
             .Validate(o => o.UploadExpiry > TimeSpan.Zero && o.UploadCleanupInterval > TimeSpan.Zero, "UploadExpiry and UploadCleanupInterval must be positive")
             .Validate(o => o.TemporaryFileExpiry > TimeSpan.Zero, "TemporaryFileExpiry must be positive")
             .Validate(o => o.CatalogRefreshInterval > TimeSpan.Zero, "CatalogRefreshInterval must be positive")
-            .Validate(o => o.Storage.Driver is StorageOptions.Filesystem or StorageOptions.InMemory,
-                $"Storage:Driver must be {StorageOptions.Filesystem} or {StorageOptions.InMemory}")
+            .Validate(o => o.Storage.Driver is StorageOptions.Filesystem or StorageOptions.InMemory or StorageOptions.Azure or StorageOptions.S3,
+                $"Storage:Driver must be {StorageOptions.Filesystem}, {StorageOptions.S3}, {StorageOptions.Azure} or {StorageOptions.InMemory}")
+            .Validate(o => o.Storage.Driver != StorageOptions.S3 || !string.IsNullOrWhiteSpace(o.Storage.S3Bucket.Bucket), "Storage:S3:Bucket is required")
+            .Validate(o => o.Storage.Driver != StorageOptions.S3 || o.Storage.S3Bucket.PartSize >= 5 * 1024 * 1024,
+                "Storage:S3:PartSize must be at least 5 MiB (5242880), S3's smallest part")
+            .Validate(o => o.Storage.Driver != StorageOptions.Azure || !string.IsNullOrWhiteSpace(o.Storage.AzureBlob.ConnectionString)
+                           || !string.IsNullOrWhiteSpace(o.Storage.AzureBlob.AccountName), "Storage:Azure needs ConnectionString or AccountName with AccountKey or SasToken")
+            .Validate(o => o.Storage.Driver != StorageOptions.Azure || o.Storage.AzureBlob.BlockSize is >= 64 * 1024 and <= 100 * 1024 * 1024,
+                "Storage:Azure:BlockSize must be between 64 KiB and 100 MiB")
             .ValidateOnStart();
         builder.Services.AddOptions<ShadowOptions>()
             .Bind(builder.Configuration.GetSection(ShadowOptions.Section))
@@ -121,7 +128,12 @@ public static class RegistryApp
         var auth = app.Services.GetRequiredService<IOptions<AuthOptions>>().Value;
         app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("ShadowRegistry").LogInformation(
             "ShadowRegistry listening on {Urls}; {Driver} storage at {StorageRoot}; upstreams: {Upstreams}; authentication: {AuthMode}; metrics: {Metrics}",
-            string.Join(' ', app.Urls), registry.Storage.Driver, Path.GetFullPath(registry.StorageRoot),
+            string.Join(' ', app.Urls), registry.Storage.Driver, registry.Storage.Driver switch
+            {
+                StorageOptions.S3 => $"s3://{registry.Storage.S3Bucket.Bucket}/{registry.Storage.S3Bucket.RootPrefix}",
+                StorageOptions.Azure => $"container {registry.Storage.AzureBlob.Container}/{registry.Storage.AzureBlob.RootPrefix}",
+                _ => Path.GetFullPath(registry.StorageRoot),
+            },
             upstreams.Count == 0 ? "none" : string.Join(", ", upstreams.Select(u => $"{u.Key}={u.Value.Url}{(u.Value.Default ? " (default)" : "")}")),
             !auth.IsEnabled ? "off" : auth.AnonymousPull ? "tokens, anonymous pull" : "tokens, restricted",
             MetricsEndpoint.Describe(app.Services));
@@ -144,12 +156,21 @@ public static class RegistryApp
         {
             var options = provider.GetRequiredService<IOptions<RegistryOptions>>().Value;
             if (options.Storage.Driver == StorageOptions.InMemory) return new InMemoryDriver(new InMemoryStore(provider.GetRequiredService<TimeProvider>()));
+            if (options.Storage.Driver == StorageOptions.S3)
+                return new S3Driver(S3Driver.Client(options.Storage.S3Bucket), options.Storage.S3Bucket, provider.GetRequiredService<TimeProvider>());
+            if (options.Storage.Driver == StorageOptions.Azure)
+            {
+                var azure = options.Storage.AzureBlob;
+                return new AzureBlobDriver(AzureBlobDriver.ContainerClient(azure), azure.RootPrefix, azure.BlockSize, provider.GetRequiredService<TimeProvider>(), azure.CreateContainer);
+            }
             // The storage root itself, so every path is the file it always was; tags keep their lock files.
             var root = Path.GetFullPath(options.StorageRoot);
             // The top folders exist from the start, as they always have, for operators and tools looking at the root.
             foreach (var folder in new[] { "blobs", "repositories", "tmp", "uploads" }) Directory.CreateDirectory(Path.Combine(root, folder));
             return new FilesystemDriver(root, RegistryPaths.LockOf);
         });
+        // Before every other hosted service: a store that cannot be reached stops the registry with the reason.
+        services.AddHostedService<StorageStartupCheck>();
         services.AddSingleton<BlobStore>();
         services.AddSingleton<UploadHashStates>();
         services.AddSingleton<UploadStore>();

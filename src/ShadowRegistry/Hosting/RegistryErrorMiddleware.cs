@@ -1,5 +1,6 @@
 using ShadowRegistry.Api;
 using ShadowRegistry.Domain;
+using ShadowRegistry.Storage.Drivers;
 
 namespace ShadowRegistry.Hosting;
 
@@ -44,6 +45,14 @@ public sealed class RegistryErrorMiddleware(RequestDelegate next, ILogger<Regist
             logger.LogError("Storage is full during {Method} {Path}: {Reason}", context.Request.Method, context.Request.Path, e.Message);
             var full = e as StorageFullException ?? new StorageFullException(e);
             await RegistryErrorMapper.TryMap(full)!.WriteAsync(context.Response);
+        }
+        catch (StorageUnavailableException e) when (!context.Response.HasStarted)
+        {
+            // The object store failed or throttled past its client's retries: nothing is half-published (writers
+            // commit whole or not at all), so the client retries, and an upload session resumes from its offset.
+            logger.LogError("Storage unavailable during {Method} {Path}: {Reason}", context.Request.Method, context.Request.Path, e.Message);
+            context.Response.Headers.RetryAfter = "1";
+            await new RegistryError(503, "UNAVAILABLE", "storage is temporarily unavailable, retry").WriteAsync(context.Response);
         }
         catch (Exception e) when (!context.Response.HasStarted)
         {

@@ -149,3 +149,12 @@ public interface ISweepsOwnTemporaries
     /// <summary>Deletes its temporaries anywhere below <paramref name="path"/> last written at or before <paramref name="cutoff"/>; returns how many.</summary>
     Task<int> SweepTemporariesAsync(string path, DateTimeOffset cutoff, CancellationToken cancellationToken);
 }
+
+/// <summary>
+/// A driver over a remote store that can check, before the registry takes requests, that the store is reachable and
+/// the credentials work: start-up fails with <see cref="StorageUnavailableException"/> and its reason otherwise.
+/// </summary>
+public interface IStartupCheck
+{
+    Task EnsureReadyAsync(CancellationToken cancellationToken);
+}

@@ -43,3 +43,10 @@ public sealed class OutOfSpaceException : StorageDriverException
     /// <summary>ENOSPC (ERROR_DISK_FULL on Windows): what a driver without an error code of its own reports.</summary>
     private static int DiskFullErrno => OperatingSystem.IsWindows() ? unchecked((int)0x80070070) : 28;
 }
+
+/// <summary>
+/// The store could not be reached, refused the credentials, or kept failing (an object store's 5xx or throttling after
+/// the client's own retries): nothing the caller did wrong, and worth retrying later. The API answers 503.
+/// </summary>
+public sealed class StorageUnavailableException(string driverName, string path, string problem, Exception? innerException = null)
+    : StorageDriverException(driverName, path, $"storage unavailable ({problem})", innerException);
