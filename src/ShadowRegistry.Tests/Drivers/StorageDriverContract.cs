@@ -73,6 +73,17 @@ public abstract class StorageDriverContract : IDisposable
     }
 
     [SkippableFact]
+    public async Task MaybeMissingReadsAnswerNullForNothingAndForFolders()
+    {
+        Assert.Null(await Driver.TryGetContentAsync("/maybe/missing", None));
+        await Driver.PutContentAsync("/maybe/folder/file", "there"u8.ToArray(), None);
+        Assert.Equal("there"u8.ToArray(), await Driver.TryGetContentAsync("/maybe/folder/file", None));
+        Assert.Null(await Driver.TryGetContentAsync("/maybe/folder", None));
+        await Driver.DeleteAsync("/maybe/folder/file", None);
+        Assert.Null(await Driver.TryGetContentAsync("/maybe/folder/file", None));
+    }
+
+    [SkippableFact]
     public async Task MissingPathsAreNotFoundAndSayWhichDriver()
     {
         await Driver.PutContentAsync("/present/file", "x"u8.ToArray(), None);

@@ -10,7 +10,7 @@ namespace ShadowRegistry.Storage.Drivers;
 /// per-path lock file (<see cref="FileLock"/>) while they compare content and write, so they are atomic across
 /// processes sharing the root. Dot-named files (temporaries, default lock files) are never listed.
 /// </summary>
-public sealed partial class FilesystemDriver : IStorageDriver, ISweepsOwnTemporaries
+public sealed partial class FilesystemDriver : IStorageDriver, ISweepsOwnTemporaries, IReadsMissingCheaply
 {
     public const string DriverName = "filesystem";
 
@@ -39,6 +39,26 @@ public sealed partial class FilesystemDriver : IStorageDriver, ISweepsOwnTempora
         try
         {
             return await File.ReadAllBytesAsync(Local(path), cancellationToken);
+        }
+        catch (Exception e) when (Translate(e, path) is { } translated)
+        {
+            throw translated;
+        }
+    }
+
+    public async Task<byte[]?> TryGetContentAsync(string path, CancellationToken cancellationToken)
+    {
+        StoragePath.Validate(Name, path);
+        cancellationToken.ThrowIfCancellationRequested();
+        var local = Local(path);
+        if (!File.Exists(local)) return null;
+        try
+        {
+            return await File.ReadAllBytesAsync(local, cancellationToken);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return null; // deleted since the check
         }
         catch (Exception e) when (Translate(e, path) is { } translated)
         {

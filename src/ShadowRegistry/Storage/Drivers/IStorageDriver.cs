@@ -158,3 +158,14 @@ public interface IStartupCheck
 {
     Task EnsureReadyAsync(CancellationToken cancellationToken);
 }
+
+/// <summary>
+/// A driver that can tell a missing object without an exception. Reads through a change's view ask several overlays
+/// for a tag most of them lack; two exceptions per miss (the store's and the driver's) were a measurable part of
+/// such a read.
+/// </summary>
+public interface IReadsMissingCheaply
+{
+    /// <summary>The content, or null when the path holds none.</summary>
+    Task<byte[]?> TryGetContentAsync(string path, CancellationToken cancellationToken);
+}

@@ -6,6 +6,7 @@ public static class StorageDriverExtensions
     /// <summary>The content, or null when the path holds none (a concurrent delete is a normal outcome).</summary>
     public static async Task<byte[]?> TryGetContentAsync(this IStorageDriver driver, string path, CancellationToken cancellationToken)
     {
+        if (driver is IReadsMissingCheaply cheap) return await cheap.TryGetContentAsync(path, cancellationToken);
         try
         {
             return await driver.GetContentAsync(path, cancellationToken);
