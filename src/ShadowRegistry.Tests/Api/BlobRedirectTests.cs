@@ -9,26 +9,9 @@ namespace ShadowRegistry.Tests.Api;
 public sealed class BlobRedirectTests
 {
     /// <summary>The in-memory driver, but with a URL for every blob, named after the method it is for.</summary>
-    private sealed class RedirectingDriver(IStorageDriver inner) : IStorageDriver
+    private sealed class RedirectingDriver(IStorageDriver inner) : DelegatingStorageDriver(inner)
     {
-        public string Name => inner.Name;
-        public Task<byte[]> GetContentAsync(string path, CancellationToken cancellationToken) => inner.GetContentAsync(path, cancellationToken);
-        public Task PutContentAsync(string path, ReadOnlyMemory<byte> content, CancellationToken cancellationToken) => inner.PutContentAsync(path, content, cancellationToken);
-        public Task<VersionedContent?> GetVersionedAsync(string path, CancellationToken cancellationToken) => inner.GetVersionedAsync(path, cancellationToken);
-        public Task<bool> PutIfAbsentAsync(string path, ReadOnlyMemory<byte> content, CancellationToken cancellationToken) => inner.PutIfAbsentAsync(path, content, cancellationToken);
-        public Task<bool> PutIfVersionMatchesAsync(string path, ReadOnlyMemory<byte> content, StorageVersion expected, CancellationToken cancellationToken) =>
-            inner.PutIfVersionMatchesAsync(path, content, expected, cancellationToken);
-        public Task<bool> DeleteIfVersionMatchesAsync(string path, StorageVersion expected, CancellationToken cancellationToken) =>
-            inner.DeleteIfVersionMatchesAsync(path, expected, cancellationToken);
-        public Task<Stream> ReaderAsync(string path, long offset, CancellationToken cancellationToken) => inner.ReaderAsync(path, offset, cancellationToken);
-        public Task<IStorageWriter> WriterAsync(string path, bool append, CancellationToken cancellationToken) => inner.WriterAsync(path, append, cancellationToken);
-        public Task<StorageFileInfo> StatAsync(string path, CancellationToken cancellationToken) => inner.StatAsync(path, cancellationToken);
-        public Task<IReadOnlyList<string>> ListAsync(string path, string? startAfter, int maxCount, CancellationToken cancellationToken) =>
-            inner.ListAsync(path, startAfter, maxCount, cancellationToken);
-        public Task MoveAsync(string sourcePath, string destinationPath, CancellationToken cancellationToken) => inner.MoveAsync(sourcePath, destinationPath, cancellationToken);
-        public Task DeleteAsync(string path, CancellationToken cancellationToken) => inner.DeleteAsync(path, cancellationToken);
-
-        public Task<Uri?> RedirectUrlAsync(string path, HttpMethod method, CancellationToken cancellationToken) =>
+        public override Task<Uri?> RedirectUrlAsync(string path, HttpMethod method, CancellationToken cancellationToken) =>
             Task.FromResult<Uri?>(path.StartsWith("/blobs/", StringComparison.Ordinal) ? new Uri($"https://objects.example{path}?for={method.Method}") : null);
     }
 

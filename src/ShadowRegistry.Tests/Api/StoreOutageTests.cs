@@ -12,28 +12,12 @@ namespace ShadowRegistry.Tests.Api;
 public sealed class StoreOutageTests
 {
     /// <summary>The in-memory driver, whose writers fail part-way through a write while <see cref="Down"/> is set.</summary>
-    private sealed class FlakyDriver(IStorageDriver inner) : IStorageDriver
+    private sealed class FlakyDriver(IStorageDriver inner) : DelegatingStorageDriver(inner)
     {
         public volatile bool Down;
 
-        public string Name => inner.Name;
-        public Task<byte[]> GetContentAsync(string path, CancellationToken cancellationToken) => inner.GetContentAsync(path, cancellationToken);
-        public Task PutContentAsync(string path, ReadOnlyMemory<byte> content, CancellationToken cancellationToken) => inner.PutContentAsync(path, content, cancellationToken);
-        public Task<VersionedContent?> GetVersionedAsync(string path, CancellationToken cancellationToken) => inner.GetVersionedAsync(path, cancellationToken);
-        public Task<bool> PutIfAbsentAsync(string path, ReadOnlyMemory<byte> content, CancellationToken cancellationToken) => inner.PutIfAbsentAsync(path, content, cancellationToken);
-        public Task<bool> PutIfVersionMatchesAsync(string path, ReadOnlyMemory<byte> content, StorageVersion expected, CancellationToken cancellationToken) =>
-            inner.PutIfVersionMatchesAsync(path, content, expected, cancellationToken);
-        public Task<bool> DeleteIfVersionMatchesAsync(string path, StorageVersion expected, CancellationToken cancellationToken) =>
-            inner.DeleteIfVersionMatchesAsync(path, expected, cancellationToken);
-        public Task<Stream> ReaderAsync(string path, long offset, CancellationToken cancellationToken) => inner.ReaderAsync(path, offset, cancellationToken);
-        public async Task<IStorageWriter> WriterAsync(string path, bool append, CancellationToken cancellationToken) =>
-            new FlakyWriter(this, await inner.WriterAsync(path, append, cancellationToken), path);
-        public Task<StorageFileInfo> StatAsync(string path, CancellationToken cancellationToken) => inner.StatAsync(path, cancellationToken);
-        public Task<IReadOnlyList<string>> ListAsync(string path, string? startAfter, int maxCount, CancellationToken cancellationToken) =>
-            inner.ListAsync(path, startAfter, maxCount, cancellationToken);
-        public Task MoveAsync(string sourcePath, string destinationPath, CancellationToken cancellationToken) => inner.MoveAsync(sourcePath, destinationPath, cancellationToken);
-        public Task DeleteAsync(string path, CancellationToken cancellationToken) => inner.DeleteAsync(path, cancellationToken);
-        public Task<Uri?> RedirectUrlAsync(string path, HttpMethod method, CancellationToken cancellationToken) => inner.RedirectUrlAsync(path, method, cancellationToken);
+        public override async Task<IStorageWriter> WriterAsync(string path, bool append, CancellationToken cancellationToken) =>
+            new FlakyWriter(this, await Inner.WriterAsync(path, append, cancellationToken), path);
 
         private sealed class FlakyWriter(FlakyDriver driver, IStorageWriter inner, string path) : IStorageWriter
         {
