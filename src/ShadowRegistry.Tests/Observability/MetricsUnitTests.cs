@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Http;
 using Prometheus;
+using ShadowRegistry.Domain;
 using ShadowRegistry.Observability;
 using ShadowRegistry.Upstream;
 

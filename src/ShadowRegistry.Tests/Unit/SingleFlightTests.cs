@@ -1,4 +1,4 @@
-using ShadowRegistry.Upstream;
+using ShadowRegistry.Domain;
 
 namespace ShadowRegistry.Tests.Unit;
 

@@ -105,20 +105,27 @@ public sealed class ChangeService(
 
     private readonly ConcurrentDictionary<ChangeId, CachedView> views = new();
 
+    // Keyed by the write count too: a request that follows a write of this process never joins a build that began
+    // before it, so own updates are still seen at once.
+    private readonly SingleFlight<(ChangeId Id, long Writes), ChangeView> rebuilds = new();
+
     /// <summary>
     /// The view a request through <paramref name="id"/> reads: its own overlay, then the live changes ahead. Every
     /// request through a view asks for it, so a view is built once from the (cached) records and kept until the
     /// first of them would be read again (<see cref="ChangeStore.GetUntilAsync"/>: the staleness bound is the
-    /// records' own), one of its changes expires, or this process writes or deletes any change record.
+    /// records' own), one of its changes expires, or this process writes or deletes any change record. When it is
+    /// due, the requests that find it so share one rebuild rather than each re-reading every record of the queue.
     /// </summary>
-    public Task<ChangeView> ViewAsync(ChangeId id, CancellationToken cancellationToken) =>
-        views.TryGetValue(id, out var cached) && cached.Writes == store.Writes && time.GetUtcNow() < cached.ValidUntil
-            ? cached.View
-            : BuildViewAsync(id, cancellationToken);
-
-    private async Task<ChangeView> BuildViewAsync(ChangeId id, CancellationToken cancellationToken)
+    public Task<ChangeView> ViewAsync(ChangeId id, CancellationToken cancellationToken)
     {
         var writes = store.Writes; // before any read: a write from now on makes what is built here out of date
+        return views.TryGetValue(id, out var cached) && cached.Writes == writes && time.GetUtcNow() < cached.ValidUntil
+            ? cached.View
+            : rebuilds.RunAsync((id, writes), () => BuildViewAsync(id, writes, CancellationToken.None), cancellationToken);
+    }
+
+    private async Task<ChangeView> BuildViewAsync(ChangeId id, long writes, CancellationToken cancellationToken)
+    {
         var now = time.GetUtcNow();
         var (stored, validUntil) = await store.GetUntilAsync(id, cancellationToken);
         if (stored is null || stored.Record.IsExpired(now))

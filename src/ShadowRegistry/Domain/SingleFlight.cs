@@ -1,10 +1,11 @@
 using System.Collections.Concurrent;
 
-namespace ShadowRegistry.Upstream;
+namespace ShadowRegistry.Domain;
 
 /// <summary>
 /// Collapses concurrent calls for the same key into one: when a hundred CI jobs ask for the same upstream manifest,
-/// token or blob at once, the upstream sees one request. The shared work runs without any single caller's
+/// token or blob at once, the upstream sees one request; when a change view's cached records expire under load,
+/// one rebuild serves every request waiting for it. The shared work runs without any single caller's
 /// cancellation (its own timeouts bound it); each caller stops waiting when its own token is cancelled. Results
 /// are not kept: the key is free again the moment the work completes.
 /// </summary>

@@ -24,6 +24,9 @@ public sealed class OverlayRepositories(IStorageDriver driver, IOptions<Registry
 
     private readonly ConcurrentDictionary<Overlay, Entry> entries = new();
 
+    // Every read through a view asks each overlay of its queue: when an entry is due, one walk serves them all.
+    private readonly SingleFlight<Overlay, Entry> walks = new();
+
     /// <summary>Whether <paramref name="repository"/> (a name in an overlay) may hold anything; false only when it surely holds nothing.</summary>
     public async Task<bool> MayHoldAsync(RepositoryName repository, CancellationToken cancellationToken)
     {
@@ -71,7 +74,13 @@ public sealed class OverlayRepositories(IStorageDriver driver, IOptions<Registry
     {
         var now = time.GetUtcNow();
         if (entries.TryGetValue(overlay, out var entry) && now - entry.ReadAt < options.Value.ChangeCacheDuration) return entry;
-        var names = await WalkAsync(RegistryPaths.OverlayRepositories(overlay), cancellationToken);
+        return await walks.RunAsync(overlay, () => RewalkAsync(overlay), cancellationToken);
+    }
+
+    private async Task<Entry> RewalkAsync(Overlay overlay)
+    {
+        var now = time.GetUtcNow();
+        var names = await WalkAsync(RegistryPaths.OverlayRepositories(overlay), CancellationToken.None);
         // Marks made while walking must survive the replacement. Names only ever get added: a name that is no longer
         // there costs a storage read, a missing one would hide content.
         var fresh = new Entry(names, now);

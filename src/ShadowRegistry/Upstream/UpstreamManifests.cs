@@ -1,3 +1,4 @@
+using ShadowRegistry.Domain;
 using ShadowRegistry.Observability;
 
 namespace ShadowRegistry.Upstream;
