@@ -62,6 +62,18 @@ public static class RegistryPaths
     /// <summary>Every blob once, content-addressed and shared by all repositories.</summary>
     public static string Blob(Digest digest) => $"/blobs/{digest.Algorithm}/{digest.Hex[..2]}/{digest.Hex}";
 
+    /// <summary>Garbage collection's own objects: per-blob use records and the run lease.</summary>
+    public const string Gc = "/gc";
+
+    /// <summary>
+    /// When the blob was last used, or that a collection is deleting it (<see cref="BlobTouches"/>). One flat folder:
+    /// records come and go with their blobs, and a filesystem folder never shrinks, so fewer folders leave less behind.
+    /// </summary>
+    public static string BlobTouch(Digest digest) => $"{Gc}/touched/{digest.Algorithm}/{digest.Hex}";
+
+    /// <summary>Held by the collection running now, so two processes sharing the store do not both collect.</summary>
+    public const string GcLease = $"{Gc}/lease";
+
     /// <summary>Objects being written that will become a blob once verified (manifests, upstream downloads).</summary>
     public const string Temporaries = "/tmp";
 
