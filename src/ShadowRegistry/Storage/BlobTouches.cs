@@ -54,11 +54,12 @@ public sealed class BlobTouches(IStorageDriver driver, IOptions<RegistryOptions>
         while (true)
         {
             var current = await ReadAsync(digest, cancellationToken);
-            if (current is { IsClaim: true }) return BlobUse.Deleting;
             var now = time.GetUtcNow();
-            if (current is not null && now - current.At < Gc.TouchResolution) return BlobUse.Present;
+            // A stale claim is a collection that died or stalled; it never deletes past half that age (HoldsAsync).
+            if (current is { IsClaim: true } && now - current.At < StaleClaim) return BlobUse.Deleting;
+            if (current is { IsClaim: false } && now - current.At < Gc.TouchResolution) return BlobUse.Present;
             // Never a record for a blob that is not here: it would outlive it.
-            if (current is null && !await driver.FileExistsAsync(RegistryPaths.Blob(digest), cancellationToken)) return BlobUse.Absent;
+            if (current is null or { IsClaim: true } && !await driver.FileExistsAsync(RegistryPaths.Blob(digest), cancellationToken)) return BlobUse.Absent;
             if (await WriteAsync(path, current, Used, now, cancellationToken)) return BlobUse.Present;
         }
     }
