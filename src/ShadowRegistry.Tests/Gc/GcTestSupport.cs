@@ -71,25 +71,26 @@ public static class GcHttp
     /// <summary>The manifest's size as stored, to describe it in an index or as a subject.</summary>
     public static async Task<JsonObject> DescribeAsync(this HttpClient client, string repository, string digest)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Get, $"v2/{repository}/manifests/{digest}");
-        request.Headers.Accept.ParseAdd(OciHttp.OciManifest);
-        request.Headers.Accept.ParseAdd(OciHttp.OciIndex);
-        using var response = await client.SendAsync(request);
-        await response.ExpectAsync(HttpStatusCode.OK);
-        var bytes = await response.Content.ReadAsByteArrayAsync();
-        return OciHttp.Descriptor(response.Content.Headers.ContentType!.MediaType!, digest, bytes.Length);
+        var (bytes, mediaType, _) = await client.GetManifestBytesAsync(repository, digest);
+        return OciHttp.Descriptor(mediaType, digest, bytes.Length);
     }
 
-    /// <summary>Every blob and child the manifest names, read back and checked against its digest; the manifest's own bytes too.</summary>
-    public static async Task AssertWholeAsync(this HttpClient client, string repository, string reference)
+    /// <summary>GET of an image manifest or index: its bytes, media type and the digest the registry says it has.</summary>
+    private static async Task<(byte[] Bytes, string MediaType, string Digest)> GetManifestBytesAsync(this HttpClient client, string repository, string reference)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, $"v2/{repository}/manifests/{reference}");
         request.Headers.Accept.ParseAdd(OciHttp.OciManifest);
         request.Headers.Accept.ParseAdd(OciHttp.OciIndex);
         using var response = await client.SendAsync(request);
         await response.ExpectAsync(HttpStatusCode.OK);
-        var bytes = await response.Content.ReadAsByteArrayAsync();
-        Assert.Equal(response.Headers.GetValues("Docker-Content-Digest").Single(), OciHttp.Sha256(bytes));
+        return (await response.Content.ReadAsByteArrayAsync(), response.Content.Headers.ContentType!.MediaType!, response.Headers.GetValues("Docker-Content-Digest").Single());
+    }
+
+    /// <summary>Every blob and child the manifest names, read back and checked against its digest; the manifest's own bytes too.</summary>
+    public static async Task AssertWholeAsync(this HttpClient client, string repository, string reference)
+    {
+        var (bytes, _, digestSaid) = await client.GetManifestBytesAsync(repository, reference);
+        Assert.Equal(digestSaid, OciHttp.Sha256(bytes));
         var manifest = JsonNode.Parse(bytes)!.AsObject();
         if (manifest["manifests"] is JsonArray children)
         {
