@@ -174,6 +174,58 @@ public sealed class GarbageCollectionTests
         await client.AssertWholeAsync("app", "v1");
     }
 
+    [Theory]
+    [MemberData(nameof(Drivers))]
+    public async Task CachedUpstreamBlobsBeyondTheLimitGoLeastRecentlyUsedFirst(string driver)
+    {
+        using var upstream = FakeUpstream.Start();
+        byte[] a = Layer(60, 1000), b = Layer(61, 1000), c = Layer(62, 1000);
+        foreach (var blob in new[] { a, b, c }) upstream.ServeBlob("lib/x", blob);
+        await using var gc = await GcServer.StartAsync(driver, upstream.RegistryArgs("--Shadow:CacheBlobs", "true", "--Registry:Gc:CacheMaxBytes", "2000"));
+        using var client = gc.Server.CreateClient();
+        async Task PullAsync(byte[] blob)
+        {
+            using var response = await client.GetAsync($"v2/lib/x/blobs/{OciHttp.Sha256(blob)}");
+            await response.ExpectAsync(HttpStatusCode.OK);
+            Assert.Equal(OciHttp.Sha256(blob), OciHttp.Sha256(await response.Content.ReadAsByteArrayAsync()));
+            gc.Clock.Advance(TimeSpan.FromMinutes(10));
+        }
+        await PullAsync(a);
+        await PullAsync(b);
+        await PullAsync(c);
+        Assert.True(await gc.StoresAsync(OciHttp.Sha256(a)));
+        await PullAsync(a); // from the cache now: a use, so b is the least recently used
+
+        gc.Clock.Advance(TimeSpan.FromHours(3));
+        var report = await gc.CollectAsync();
+        Assert.Equal(1, report.Removed["cache_links"].Count);
+        Assert.False(await gc.StoresAsync(OciHttp.Sha256(b)));
+        Assert.True(await gc.StoresAsync(OciHttp.Sha256(a)));
+        Assert.True(await gc.StoresAsync(OciHttp.Sha256(c)));
+        await PullAsync(b); // fetched from the upstream again
+    }
+
+    /// <summary>In memory only: a tag's age is its object's time, which the filesystem takes from the real clock.</summary>
+    [Fact]
+    public async Task TagRetentionRemovesOldTagsOfMatchingRepositoriesOnly()
+    {
+        await using var gc = await GcServer.StartAsync("inmemory", "--Registry:Gc:TagRetention:0:Repositories:0", "ci/**",
+            "--Registry:Gc:TagRetention:0:OlderThan", "1.00:00:00", "--Registry:Gc:UntaggedAfter", "01:00:00");
+        using var client = gc.Server.CreateClient();
+        var oldLayer = Layer(70);
+        await client.PushImageOfAsync("ci/app", "old", [oldLayer], "old");
+        await client.PushImageOfAsync("release/app", "old", [Layer(71)], "kept");
+        gc.Clock.Advance(TimeSpan.FromDays(2));
+        await client.PushImageOfAsync("ci/app", "fresh", [Layer(72)], "fresh");
+
+        var report = await gc.CollectAsync();
+        Assert.Equal(["ci/app:old"], report.Items.Where(i => i.Kind == "tags").Select(i => i.What.Split(' ')[0]));
+        using (var gone = await client.GetAsync("v2/ci/app/manifests/old")) await gone.ExpectErrorAsync(HttpStatusCode.NotFound, "MANIFEST_UNKNOWN");
+        await client.AssertWholeAsync("ci/app", "fresh");
+        await client.AssertWholeAsync("release/app", "old");
+        Assert.False(await gc.StoresAsync(OciHttp.Sha256(oldLayer))); // its image, untagged for long enough, went with it
+    }
+
     [Fact]
     public async Task CollectionsAreCountedInTheMetrics()
     {
