@@ -56,6 +56,13 @@ public sealed class BenchmarkOptions
           --view-gets <n>            (6v) manifest GETs by tag through a change view,
                                      ShadowRegistry only                   as (6): 10000 [2000]
           --view-ahead <n>           (6v) changes ahead of the viewed change              10 [10]
+
+        Garbage collection (optional, ShadowRegistry only, instead of the table above; see docs/benchmark.md):
+          --gc                       build a store, then time `ShadowRegistry gc` over it while pushing
+          --gc-blobs <n>             blobs in the store                               100000 [10000]
+          --gc-manifests <n>         tagged images in the store                        10000 [1000]
+          --gc-pushes <n>            pushes measured alone (and at most 10× during GC)   300 [100]
+          --gc-concurrency <n>       parallel pushing clients                              8 [8]
         """;
 
     public bool Quick { get; private set; }
@@ -86,6 +93,12 @@ public sealed class BenchmarkOptions
     public int ViewGets => viewGets ?? ManifestGets;
     public int ViewAhead { get; private set; } = 10;
 
+    public bool Gc { get; private set; }
+    public int GcBlobs { get; private set; } = 100_000;
+    public int GcManifests { get; private set; } = 10_000;
+    public int GcPushes { get; private set; } = 300;
+    public int GcConcurrency { get; private set; } = 8;
+
     public bool ShowHelp { get; private set; }
 
     public const long MiB = 1024 * 1024;
@@ -105,6 +118,9 @@ public sealed class BenchmarkOptions
             options.TagReads = 400;
             options.Pulls = 32;
             options.ManifestGets = 2000;
+            options.GcBlobs = 10_000;
+            options.GcManifests = 1000;
+            options.GcPushes = 100;
         }
 
         for (var i = 0; i < args.Length; i++)
@@ -160,6 +176,11 @@ public sealed class BenchmarkOptions
                 case "--get-concurrency": options.GetConcurrency = Count(max: 256); break;
                 case "--view-gets": options.viewGets = Count(); break;
                 case "--view-ahead": options.ViewAhead = Count(max: 100); break;
+                case "--gc": options.Gc = true; break;
+                case "--gc-blobs": options.GcBlobs = Count(min: 100, max: 10_000_000); break;
+                case "--gc-manifests": options.GcManifests = Count(min: 10); break;
+                case "--gc-pushes": options.GcPushes = Count(); break;
+                case "--gc-concurrency": options.GcConcurrency = Count(max: 256); break;
                 default: throw new ArgumentException($"unknown option '{arg}'");
             }
         }

@@ -52,6 +52,8 @@ try
     Cleanup.Register(tempRoot);
     Benchmark.Progress($"storage under {tempRoot}");
 
+    if (options.Gc) return await new GcBenchmark(options, setup, cancellation.Token).RunAsync(tempRoot);
+
     var shadowFolder = Directory.CreateDirectory(Path.Combine(tempRoot, "shadow")).FullName;
     var shadow = await ServerProcess.StartAsync(Report.Shadow, shadowFolder, port => setup.ShadowStartInfo(port, Path.Combine(shadowFolder, "data")), cancellation.Token);
     Benchmark.Progress($"{Report.Shadow} pid {shadow.Pid} on {shadow.BaseAddress} (ready after {shadow.ReadyAfter.TotalMilliseconds:0} ms)");

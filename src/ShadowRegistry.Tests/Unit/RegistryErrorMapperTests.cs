@@ -41,6 +41,7 @@ public sealed class RegistryErrorMapperTests
         new(new PaginationInvalidException("invalid page size n=-1"), 400, "PAGINATION_NUMBER_INVALID", "invalid page size n=-1", null),
         new(new UpstreamUnavailableException("docker.io", "circuit open"), 503, "UNAVAILABLE", "upstream registry docker.io is unavailable: circuit open", null),
         new(new UpstreamBadContentException("docker.io", "bad digest"), 502, "UNAVAILABLE", "upstream registry docker.io sent invalid content: bad digest", null),
+        new(new BlobBeingCollectedException(Expected), 503, "UNAVAILABLE", "blob is being garbage-collected; try again", $$"""{"digest":"{{Expected}}"}"""),
         new(new StorageFullException(new IOException("No space left on device", 28)), 507, "UNAVAILABLE", "registry storage is full; try again later", null),
         new(new ChangeInvalidException("cycle in ahead: a → b → a"), 400, "CHANGE_INVALID", "cycle in ahead: a → b → a", null),
         new(new ChangeUnknownException(ChangeId.Parse("c1")), 404, "NAME_UNKNOWN", "change c1 is unknown", """{"change":"c1","expired":false}"""),

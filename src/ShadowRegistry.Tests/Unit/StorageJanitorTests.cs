@@ -26,7 +26,7 @@ public sealed class StorageJanitorTests : IDisposable
     {
         settings = new RegistryOptions { StorageRoot = root, UploadCleanupInterval = Interval };
         var driver = new ShadowRegistry.Storage.Drivers.FilesystemDriver(root);
-        uploads = new UploadStore(driver, new BlobStore(driver, metrics, NullLogger<BlobStore>.Instance), hashStates, clock, metrics, NullLogger<UploadStore>.Instance);
+        uploads = new UploadStore(driver, new BlobStore(driver, new BlobTouches(driver, Options.Create(settings), clock), metrics, NullLogger<BlobStore>.Instance), hashStates, clock, metrics, NullLogger<UploadStore>.Instance);
         debris = new CrashDebris(driver, clock, NullLogger<CrashDebris>.Instance);
     }
 

@@ -9,6 +9,7 @@ namespace ShadowRegistry.Api;
 public sealed class BlobEndpoints(
     RepositoryFactory repositories,
     BlobStore blobs,
+    BlobTouches touches,
     IDiagnosticContext diagnostics)
 {
     /// <summary>
@@ -25,6 +26,11 @@ public sealed class BlobEndpoints(
         switch (found)
         {
             case LocalBlob local:
+                // A HEAD is how a pushing client checks it need not upload: a use, so garbage collection keeps the blob
+                // for the manifest that follows (a blob being collected is gone already). Serving a cached upstream
+                // blob is a use too, for the cache's least-recently-used order.
+                if ((HttpMethods.IsHead(context.Request.Method) || local.Source == "cache")
+                    && await touches.TouchAsync(digest, context.RequestAborted) != BlobUse.Present) throw new BlobUnknownException(digest);
                 await ServeLocalAsync(context, digest, local.Size);
                 break;
             case UpstreamBlob remote:

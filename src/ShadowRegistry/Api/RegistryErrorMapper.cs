@@ -31,6 +31,7 @@ public static class RegistryErrorMapper
             PaginationInvalidException => new(400, "PAGINATION_NUMBER_INVALID", message),
             UpstreamUnavailableException => new(503, "UNAVAILABLE", message),
             UpstreamBadContentException => new(502, "UNAVAILABLE", message),
+            BlobBeingCollectedException e => new(503, "UNAVAILABLE", message, new { digest = e.Digest.ToString() }),
             StorageFullException => new(StatusCodes.Status507InsufficientStorage, "UNAVAILABLE", message),
             ChangeInvalidException => new(400, "CHANGE_INVALID", message),
             ChangeUnknownException e => new(404, "NAME_UNKNOWN", message, new { change = e.Id.Value, expired = e.Expired }),

@@ -248,13 +248,22 @@ public sealed class ChangeService(
     }
 
     /// <summary>Removes overlays of deleted or expired changes and of replaced incarnations; returns how many went.</summary>
-    public async Task<int> CleanUpAsync(CancellationToken cancellationToken)
+    public Task<int> CleanUpAsync(CancellationToken cancellationToken) => CleanUpAsync(dryRun: false, cancellationToken);
+
+    /// <summary>As above; with <paramref name="dryRun"/> only counts the overlays that would go.</summary>
+    public async Task<int> CleanUpAsync(bool dryRun, CancellationToken cancellationToken)
     {
         var removed = 0;
         var now = time.GetUtcNow();
         foreach (var id in await store.ListIdsAsync(cancellationToken))
         {
             var stored = await store.GetAsync(id, cancellationToken, fresh: true);
+            if (dryRun)
+            {
+                var live = stored is not null && !stored.Record.IsExpired(now) ? stored.Record.Generation : null;
+                removed += (await store.ListGenerationsAsync(id, cancellationToken)).Count(g => g != live);
+                continue;
+            }
             if (stored is not null && stored.Record.IsExpired(now))
             {
                 // Expired: the overlay goes now. The record stays a while as a tombstone, so clients are told the

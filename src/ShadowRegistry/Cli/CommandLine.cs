@@ -13,6 +13,8 @@ public static class CommandLine
                                                              (speculative changes; 'changes --help' for more)
                ShadowRegistry sync|check <source> <destination> [options]
                                                              (replicate by exact tag/digest state; 'sync --help')
+               ShadowRegistry gc [--dry-run] [options]         (one garbage collection of the store these options
+                                                                describe, online; 'gc --help')
                ShadowRegistry healthcheck [options]            (exit 0 when the registry these options describe
                                                                 answers GET /healthz with 200, else 1)
 
@@ -43,6 +45,7 @@ public static class CommandLine
             };
             return await SyncCommand.RunAsync(args[1..], args[0] == "sync", Console.Out, Console.Error, Environment.GetEnvironmentVariable, interrupted.Token);
         }
+        if (args.Length > 0 && args[0] == "gc") return await GcCommand.RunAsync(args[1..], Console.Out, Console.Error, CancellationToken.None);
         if (args.Length > 0 && args[0] == "healthcheck") return await HealthCheckCommand.RunAsync(args[1..], Console.Error);
         if (args.Any(a => a is "-h" or "--help" or "help"))
         {

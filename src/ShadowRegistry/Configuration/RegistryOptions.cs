@@ -45,6 +45,9 @@ public sealed class RegistryOptions
 
     /// <summary>The storage driver ("Registry:Storage").</summary>
     public StorageOptions Storage { get; set; } = new();
+
+    /// <summary>Garbage collection ("Registry:Gc").</summary>
+    public GcOptions Gc { get; set; } = new();
 }
 
 /// <summary>Settings under "Registry:Storage".</summary>

@@ -152,3 +152,12 @@ public sealed class PromotionConflictException(IReadOnlyList<PromotionMismatch> 
 
 /// <summary>A base tag that did not hold the digest a promotion expected (null: expected absent / is absent).</summary>
 public sealed record PromotionMismatch(string Repository, string Tag, string? Expected, string? Actual);
+
+/// <summary>
+/// A blob being written is being deleted by garbage collection right now and the collection did not finish in time:
+/// the client may simply retry.
+/// </summary>
+public sealed class BlobBeingCollectedException(Digest digest) : RegistryException("blob is being garbage-collected; try again")
+{
+    public Digest Digest { get; } = digest;
+}

@@ -62,6 +62,11 @@ public static class RegistryApp
             .Validate(o => o.UploadExpiry > TimeSpan.Zero && o.UploadCleanupInterval > TimeSpan.Zero, "UploadExpiry and UploadCleanupInterval must be positive")
             .Validate(o => o.TemporaryFileExpiry > TimeSpan.Zero, "TemporaryFileExpiry must be positive")
             .Validate(o => o.CatalogRefreshInterval > TimeSpan.Zero, "CatalogRefreshInterval must be positive")
+            .Validate(o => o.Gc.Interval > TimeSpan.Zero && o.Gc.GracePeriod > TimeSpan.Zero && o.Gc.LeaseDuration > TimeSpan.Zero
+                           && o.Gc.UntaggedAfter is not { Ticks: <= 0 } && o.Gc.CacheMaxAge is not { Ticks: <= 0 } && o.Gc.CacheMaxBytes is not < 0
+                           && o.Gc.TagRetention.All(r => r.OlderThan > TimeSpan.Zero && r.Repositories.Count > 0 && r.Repositories.All(p => RepositoryPattern.TryParse(p, out _))),
+                "Registry:Gc: Interval, GracePeriod, LeaseDuration, UntaggedAfter, CacheMaxAge and each TagRetention's OlderThan must be positive, "
+                + "CacheMaxBytes not negative, and each TagRetention needs Repositories patterns")
             .Validate(o => o.Storage.Driver is StorageOptions.Filesystem or StorageOptions.InMemory or StorageOptions.Azure or StorageOptions.S3,
                 $"Storage:Driver must be {StorageOptions.Filesystem}, {StorageOptions.S3}, {StorageOptions.Azure} or {StorageOptions.InMemory}")
             .Validate(o => o.Storage.Driver != StorageOptions.S3 || !string.IsNullOrWhiteSpace(o.Storage.S3Bucket.Bucket), "Storage:S3:Bucket is required")
@@ -95,6 +100,8 @@ public static class RegistryApp
         AddMetrics(builder);
         AddStorage(builder.Services);
         AddChanges(builder.Services);
+        builder.Services.AddSingleton<Gc.GarbageCollector>();
+        builder.Services.AddHostedService<Gc.GcScheduler>();
         AddReplication(builder.Services);
         AddUpstream(builder.Services);
         AddApi(builder.Services);
@@ -171,6 +178,7 @@ public static class RegistryApp
         });
         // Before every other hosted service: a store that cannot be reached stops the registry with the reason.
         services.AddHostedService<StorageStartupCheck>();
+        services.AddSingleton<BlobTouches>();
         services.AddSingleton<BlobStore>();
         services.AddSingleton<UploadHashStates>();
         services.AddSingleton<UploadStore>();

@@ -22,6 +22,7 @@ public sealed class ManifestService(
     ReferrerIndex referrers,
     RepositoryCatalog catalog,
     OverlayRepositories overlays,
+    BlobTouches touches,
     RegistryMetrics metrics,
     IReplicationQueue replication,
     ILogger<ManifestService> logger)
@@ -37,6 +38,17 @@ public sealed class ManifestService(
             throw new DigestInvalidException("manifest digest does not match its content", expected, digest);
 
         var manifest = ManifestParser.Parse(content, contentType);
+        // Each referenced blob held here is recorded as used before it is checked, so no garbage collection can sweep it
+        // during this push; one that a collection is deleting right now counts as missing (docs/gc.md).
+        var held = new List<Digest>();
+        foreach (var (referenced, _) in manifest.Blobs.Concat(manifest.Manifests))
+        {
+            switch (await touches.TouchAsync(referenced, cancellationToken))
+            {
+                case BlobUse.Deleting: throw new ManifestBlobUnknownException(referenced);
+                case BlobUse.Present: held.Add(referenced); break;
+            }
+        }
         foreach (var (blob, size) in manifest.Blobs)
         {
             var stored = await links.GetSizeAsync(repository, blob, cancellationToken)
@@ -87,6 +99,18 @@ public sealed class ManifestService(
                 await RecordAsync();
                 await IndexReferrerAsync();
             }
+        }
+        // Recorded as used once more, now that the manifest is stored: a collection that marked before it was stored and
+        // swept since must have claimed one of them first, and then this push undoes itself and fails cleanly; any later
+        // collection sees the manifest. So a stored manifest never points at a blob that is gone.
+        foreach (var referenced in held)
+        {
+            if (await touches.TouchAsync(referenced, cancellationToken) == BlobUse.Present) continue;
+            logger.LogWarning("Manifest {Digest} in {Repository} lost {Reference} to garbage collection while being pushed; undone", digest, repository, referenced);
+            if (tag is not null) await tags.DeleteIfAsync(repository, tag, digest, CancellationToken.None);
+            await revisions.DeleteAsync(repository, digest, CancellationToken.None);
+            if (subject is { } undone) await referrers.RemoveAsync(repository, undone, digest, CancellationToken.None);
+            throw new ManifestBlobUnknownException(referenced);
         }
         metrics.ManifestPushed(MediaTypes.IsIndex(manifest.MediaType));
         if (repository.Overlay is null)

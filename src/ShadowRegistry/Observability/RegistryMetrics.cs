@@ -130,6 +130,24 @@ public sealed class RegistryMetrics
         I.ReplicationLag.WithLabels(destination).Set(lagSeconds);
     }
 
+    // --- Garbage collection ---
+
+    /// <summary>What one collection removed of one kind (overlays, uploads, tags, manifests, cache_links, blobs).</summary>
+    public void GcRemoved(string kind, long count, long bytes)
+    {
+        I.GcRemoved.WithLabels(kind).Inc(count);
+        I.GcRemovedBytes.WithLabels(kind).Inc(bytes);
+    }
+
+    /// <param name="outcome">completed, failed, or skipped (another process held the lease).</param>
+    public void GcRun(string outcome, TimeSpan duration, long unixSeconds)
+    {
+        I.GcRuns.WithLabels(outcome).Inc();
+        if (outcome == "skipped") return;
+        I.GcDuration.Observe(duration.TotalSeconds);
+        I.GcLastRun.Set(unixSeconds);
+    }
+
     /// <summary>Runs <paramref name="update"/> before every scrape (for gauges computed from current state).</summary>
     public void OnCollect(Action update) => Registry.AddBeforeCollectCallback(update);
 
@@ -185,6 +203,14 @@ public sealed class RegistryMetrics
             ReplicationLag = factory.CreateGauge(Prefix + "replication_lag_seconds",
                 "Age of the oldest change not yet replicated to a destination (including ones left to the next reconcile); 0 when in step.", "destination");
 
+            GcRuns = factory.CreateCounter(Prefix + "gc_runs_total", "Garbage collections, by outcome (completed, failed, skipped: another process held the lease).", "outcome");
+            GcRemoved = factory.CreateCounter(Prefix + "gc_removed_total",
+                "What garbage collection removed, by kind (overlays, uploads, tags, manifests, cache_links, blobs).", "kind");
+            GcRemovedBytes = factory.CreateCounter(Prefix + "gc_removed_bytes_total", "Bytes garbage collection freed, by kind (uploads and blobs hold bytes).", "kind");
+            GcDuration = factory.CreateHistogram(Prefix + "gc_run_duration_seconds", "Time each garbage collection took.",
+                new HistogramConfiguration { Buckets = [0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600] });
+            GcLastRun = factory.CreateGauge(Prefix + "gc_last_run_timestamp_seconds", "When the last garbage collection that ran began (Unix time).");
+
             // Series that exist from the start, so a dashboard shows 0 rather than nothing before the first event.
             foreach (var source in Enum.GetValues<BlobSource>())
             {
@@ -220,5 +246,10 @@ public sealed class RegistryMetrics
         public Gauge ReplicationLastReconcile { get; }
         public Gauge ReplicationPending { get; }
         public Gauge ReplicationLag { get; }
+        public Counter GcRuns { get; }
+        public Counter GcRemoved { get; }
+        public Counter GcRemovedBytes { get; }
+        public Histogram GcDuration { get; }
+        public Gauge GcLastRun { get; }
     }
 }

@@ -59,7 +59,7 @@ public sealed class LocalRepository(RepositoryTarget target, ManifestService man
     public async Task<bool> MountAsync(Digest digest, IRepository from, CancellationToken cancellationToken)
     {
         if (!await from.CanLendAsync(digest, cancellationToken)) return false;
-        await links.LinkAsync(Name, digest, cancellationToken);
-        return true;
+        // A mount is a use of the blob: a collection must not sweep it before the manifest that needs it arrives.
+        return await links.TryLinkStoredAsync(Name, digest, cancellationToken);
     }
 }

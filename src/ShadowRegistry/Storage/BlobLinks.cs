@@ -5,8 +5,19 @@ using ShadowRegistry.Storage.Drivers;
 namespace ShadowRegistry.Storage;
 
 /// <summary>Which blobs a repository may serve. A link is a small object; creating it also creates the repository.</summary>
-public sealed class BlobLinks(IStorageDriver driver, BlobStore blobs, OverlayRepositories overlays)
+public sealed class BlobLinks(IStorageDriver driver, BlobStore blobs, BlobTouches touches, OverlayRepositories overlays)
 {
+    /// <summary>
+    /// Links a blob that is already stored (a mount), recording its use first; false when it is not there after all or a
+    /// garbage collection is deleting it.
+    /// </summary>
+    public async Task<bool> TryLinkStoredAsync(RepositoryName repository, Digest digest, CancellationToken cancellationToken)
+    {
+        if (await touches.TouchAsync(digest, cancellationToken) != BlobUse.Present) return false;
+        await LinkAsync(repository, digest, cancellationToken);
+        return true;
+    }
+
     public async Task LinkAsync(RepositoryName repository, Digest digest, CancellationToken cancellationToken)
     {
         await overlays.MarkAsync(repository, cancellationToken);

@@ -8,9 +8,10 @@ namespace ShadowRegistry.Storage;
 /// The content-addressed blob store shared by all repositories, at <see cref="RegistryPaths.Blob"/> in the storage
 /// driver. A blob appears only by a move of a fully written, committed and verified object of its own (an upload's
 /// data, or a <see cref="BlobWriter"/>'s temporary), so whoever sees the blob sees all of it. No locks: two uploads of
-/// the same digest publish identical bytes, and whichever move lands last replaces an identical file.
+/// the same digest publish identical bytes, and whichever move lands last replaces an identical file. Every write
+/// first records the blob's use (<see cref="BlobTouches"/>), waiting while a garbage collection deletes it.
 /// </summary>
-public sealed class BlobStore(IStorageDriver driver, RegistryMetrics metrics, ILogger<BlobStore> logger)
+public sealed class BlobStore(IStorageDriver driver, BlobTouches touches, RegistryMetrics metrics, ILogger<BlobStore> logger)
 {
     public async Task<long?> GetSizeAsync(Digest digest, CancellationToken cancellationToken) =>
         (await StatAsync(digest, cancellationToken))?.Size;
@@ -44,6 +45,7 @@ public sealed class BlobStore(IStorageDriver driver, RegistryMetrics metrics, IL
     public async Task PublishAsync(string verifiedPath, Digest digest, long size, BlobSource source, CancellationToken cancellationToken)
     {
         var target = RegistryPaths.Blob(digest);
+        await touches.BeforeWriteAsync(digest, cancellationToken);
         if (await driver.FileExistsAsync(target, cancellationToken))
         {
             // Already committed by an earlier or concurrent upload of the same content: ours is redundant.
@@ -67,6 +69,7 @@ public sealed class BlobStore(IStorageDriver driver, RegistryMetrics metrics, IL
     internal async Task PublishAsync(IStorageWriter writer, Digest digest, long size, BlobSource source, CancellationToken cancellationToken)
     {
         var target = RegistryPaths.Blob(digest);
+        await touches.BeforeWriteAsync(digest, cancellationToken);
         if (await driver.FileExistsAsync(target, cancellationToken))
         {
             await writer.CancelAsync(cancellationToken);
@@ -83,6 +86,7 @@ public sealed class BlobStore(IStorageDriver driver, RegistryMetrics metrics, IL
     /// <summary>Stores small content held in memory (manifests) under its digest, through the same verified path.</summary>
     public async Task PutAsync(ReadOnlyMemory<byte> content, Digest digest, CancellationToken cancellationToken)
     {
+        await touches.BeforeWriteAsync(digest, cancellationToken);
         if (await GetSizeAsync(digest, cancellationToken) is not null) return;
         await using var writer = await NewWriterAsync(digest.Algorithm, BlobSource.Manifest, cancellationToken);
         await writer.WriteAsync(content, cancellationToken);

@@ -62,6 +62,20 @@ public static class RegistryPaths
     /// <summary>Every blob once, content-addressed and shared by all repositories.</summary>
     public static string Blob(Digest digest) => $"/blobs/{digest.Algorithm}/{digest.Hex[..2]}/{digest.Hex}";
 
+    /// <summary>Garbage collection's own objects: per-blob use records and the run lease.</summary>
+    public const string Gc = "/gc";
+
+    /// <summary>
+    /// When the blob was last used, or that a collection is deleting it (<see cref="BlobTouches"/>). One flat folder:
+    /// records come and go with their blobs, and a filesystem folder never shrinks, so fewer folders leave less behind.
+    /// </summary>
+    public static string BlobTouch(Digest digest) => $"{TouchedPrefix}{digest.Algorithm}/{digest.Hex}";
+
+    private const string TouchedPrefix = $"{Gc}/touched/";
+
+    /// <summary>Held by the collection running now, so two processes sharing the store do not both collect.</summary>
+    public const string GcLease = $"{Gc}/lease";
+
     /// <summary>Objects being written that will become a blob once verified (manifests, upstream downloads).</summary>
     public const string Temporaries = "/tmp";
 
@@ -84,12 +98,17 @@ public static class RegistryPaths
     private const string TagsMarker = "/_manifests/tags/";
 
     /// <summary>
-    /// The filesystem driver's lock file for a path changed by conditional operations: a tag's is
+    /// The filesystem driver's lock file for a path changed by conditional operations: a blob use record's is one of
+    /// "/gc/locks/&lt;alg&gt;-&lt;2 hex&gt;"; a tag's is
     /// "_manifests/locks/&lt;tag&gt;", kept apart so it is never listed as a tag, and where every earlier version of the
     /// registry locks it. Null (the driver's default) for anything else.
     /// </summary>
     public static string? LockOf(string path)
     {
+        // Blob use records: 256 shared lock files per algorithm rather than one beside each record, which would be left
+        // behind for every blob ever used (a lock file is never removed).
+        if (path.StartsWith(TouchedPrefix, StringComparison.Ordinal) && path.LastIndexOf('/') is var slash && slash >= TouchedPrefix.Length && path.Length - slash > 3)
+            return $"{Gc}/locks/{path[TouchedPrefix.Length..slash]}-{path[(slash + 1)..(slash + 3)]}";
         var marker = path.LastIndexOf(TagsMarker, StringComparison.Ordinal);
         if (marker <= Repositories.Length || !path.StartsWith(Repositories + "/", StringComparison.Ordinal)) return null;
         var tag = path[(marker + TagsMarker.Length)..];

@@ -177,16 +177,27 @@ public sealed partial class UploadStore(IStorageDriver driver, BlobStore blobs, 
     /// Removes sessions nobody wrote to for <paramref name="expiry"/>; a session busy right now is skipped. Returns
     /// how many sessions were removed.
     /// </summary>
-    public async Task<int> PurgeAbandonedAsync(TimeSpan expiry, CancellationToken cancellationToken)
+    public async Task<int> PurgeAbandonedAsync(TimeSpan expiry, CancellationToken cancellationToken) =>
+        (await PurgeAbandonedAsync(expiry, dryRun: false, cancellationToken)).Count;
+
+    /// <summary>As above, also saying how many bytes the sessions held; with <paramref name="dryRun"/> only counts them.</summary>
+    public async Task<(int Count, long Bytes)> PurgeAbandonedAsync(TimeSpan expiry, bool dryRun, CancellationToken cancellationToken)
     {
         var cutoff = time.GetUtcNow() - expiry;
         var purged = 0;
+        long bytes = 0;
         foreach (var id in await driver.ListOrEmptyAsync(RegistryPaths.Uploads, cancellationToken))
         {
             cancellationToken.ThrowIfCancellationRequested();
             var data = await driver.TryStatAsync(RegistryPaths.UploadData(id), cancellationToken);
             var lastWrite = data?.ModifiedTime ?? (await driver.TryStatAsync(RegistryPaths.Upload(id), cancellationToken))?.ModifiedTime;
             if (lastWrite is null || lastWrite > cutoff) continue;
+            if (dryRun)
+            {
+                purged++;
+                bytes += data?.Size ?? 0;
+                continue;
+            }
             IStorageWriter? holding = null;
             try
             {
@@ -210,6 +221,7 @@ public sealed partial class UploadStore(IStorageDriver driver, BlobStore blobs, 
                 if (holding is not null) await holding.DisposeAsync();
             }
             purged++;
+            bytes += data?.Size ?? 0;
             logger.LogInformation("Removed abandoned upload {UploadId}, idle since {LastWrite:u}", id, lastWrite);
         }
         // A session of ours that another process sharing the store finished is gone without our knowing.
@@ -217,7 +229,7 @@ public sealed partial class UploadStore(IStorageDriver driver, BlobStore blobs, 
         {
             if (await driver.TryStatAsync(RegistryPaths.Upload(id), cancellationToken) is null) Forget(id);
         }
-        return purged;
+        return (purged, bytes);
     }
 
     /// <summary>Ends a session: its marker goes first, so a writer that still holds the data finds it gone.</summary>
