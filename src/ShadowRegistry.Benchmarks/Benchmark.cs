@@ -25,7 +25,7 @@ public sealed class Target(string name, ServerProcess server, RegistryClient cli
 }
 
 /// <summary>The scenarios, each run against every target in turn (order alternating per scenario) and measured.</summary>
-public sealed class Benchmark(BenchmarkOptions options, IReadOnlyList<Target> targets, CancellationToken cancellationToken)
+public sealed partial class Benchmark(BenchmarkOptions options, IReadOnlyList<Target> targets, CancellationToken cancellationToken)
 {
     private readonly List<Row> rows = [];
 
@@ -120,6 +120,14 @@ public sealed class Benchmark(BenchmarkOptions options, IReadOnlyList<Target> ta
         // compared with ShadowRegistry's own (6) of this run.
         await ForEachTarget(6, $"6v manifest GET by tag via view ({options.ViewAhead} ahead) ×{options.ViewGets} @{options.GetConcurrency}", false,
             ViewGetAsync, PrepareViewAsync, only: Report.Shadow, baseScenario: manifestGets);
+
+        await ManifestHeadsAsync();
+        if (options.Large)
+        {
+            await LargeStreamsAsync();
+            await SkopeoAsync();
+            await PullThroughAsync();
+        }
     }
 
     public static string ChangeId(int i) => $"bench-c{i}";
@@ -311,49 +319,8 @@ public sealed class Benchmark(BenchmarkOptions options, IReadOnlyList<Target> ta
                     continue;
                 }
             }
-            Native.Sync();
-            var reset = t.Server.ResetPeakRss();
-            var before = t.Server.Sample();
-            var recorder = new Recorder();
-            Progress($"[{t.Name}] {name} …");
-            var watch = Stopwatch.StartNew();
-            await body(t, recorder);
-            watch.Stop();
-            ProcSample after;
-            string? note = null;
-            if (t.Server.HasExited)
-            {
-                t.Dead = true;
-                after = before;
-                note = "server exited during the scenario";
-                Progress($"[{t.Name}] EXITED:\n{t.Server.Log}");
-            }
-            else
-            {
-                after = t.Server.Sample();
-            }
-            var row = new Row
-            {
-                Scenario = name,
-                Server = t.Name,
-                HasBytes = hasBytes,
-                Ops = recorder.Ops,
-                Errors = recorder.Errors,
-                Violations = recorder.Violations,
-                Bytes = recorder.Bytes,
-                Seconds = watch.Elapsed.TotalSeconds,
-                Latencies = recorder.SortedLatencies(),
-                PeakRssKiB = after.PeakRssKiB,
-                RssKiB = after.RssKiB,
-                CpuSeconds = after.CpuSeconds - before.CpuSeconds,
-                PeakSinceStart = !reset,
-                Note = note,
-                Samples = recorder.Samples,
-                BaseScenario = baseScenario,
-            };
-            rows.Add(row);
-            Progress(string.Create(CultureInfo.InvariantCulture,
-                $"[{t.Name}]   {row.Seconds:0.00} s, {row.OpsPerSecond:0.#} ops/s, errors {row.Errors}, violations {row.Violations}, peak RSS {row.PeakRssKiB / 1024.0:0} MiB"));
+            var row = await MeasureAsync(name, t.Name, t.Server, hasBytes, recorder => body(t, recorder), baseScenario);
+            if (t.Server.HasExited) t.Dead = true;
         }
     }
 
