@@ -102,19 +102,8 @@ public sealed partial class Benchmark(BenchmarkOptions options, IReadOnlyList<Ta
 
         var manifestGets = $"6 manifest GET by tag ×{options.ManifestGets} @{options.GetConcurrency}";
         await ForEachTarget(6, manifestGets, false, (t, rec) =>
-        {
-            var tags = t.Tags.OrderBy(x => x.Repository).ThenBy(x => x.Tag, StringComparer.Ordinal).ToArray();
-            if (tags.Length == 0)
-            {
-                rec.Error("no manifest was pushed in (4a), nothing to GET");
-                return Task.CompletedTask;
-            }
-            return rec.RunAsync(options.ManifestGets, options.GetConcurrency, (i, ct) =>
-            {
-                var (repository, tag, digest) = tags[i % tags.Length];
-                return t.Client.GetManifestAsync(PushRepository(repository), tag, digest, ct);
-            }, cancellationToken);
-        });
+            OverTagsAsync(t, rec, options.ManifestGets, options.GetConcurrency, "GET", (repository, tag, digest, ct) =>
+                t.Client.GetManifestAsync(PushRepository(repository), tag, digest, ct)));
 
         // (6v) The same GETs through a speculative change's view: ShadowRegistry only (distribution has no views),
         // compared with ShadowRegistry's own (6) of this run.
@@ -208,16 +197,23 @@ public sealed partial class Benchmark(BenchmarkOptions options, IReadOnlyList<Ta
             if (violation) rec.Violation(message);
             else rec.Error(message);
         }
+        return OverTagsAsync(t, rec, options.ViewGets, options.GetConcurrency, "GET", (repository, tag, digest, ct) =>
+            t.Client.GetManifestAsync(ViewRepository(ViewedChange, PushRepository(repository)), tag, digest, ct));
+    }
+
+    /// <summary>Runs <paramref name="count"/> operations over the tags pushed in (4a), in a fixed order.</summary>
+    private Task OverTagsAsync(Target t, Recorder rec, int count, int concurrency, string what, Func<int, string, string, CancellationToken, Task<long>> operation)
+    {
         var tags = t.Tags.OrderBy(x => x.Repository).ThenBy(x => x.Tag, StringComparer.Ordinal).ToArray();
         if (tags.Length == 0)
         {
-            rec.Error("no manifest was pushed in (4a), nothing to GET");
+            rec.Error($"no manifest was pushed in (4a), nothing to {what}");
             return Task.CompletedTask;
         }
-        return rec.RunAsync(options.ViewGets, options.GetConcurrency, (i, ct) =>
+        return rec.RunAsync(count, concurrency, (i, ct) =>
         {
             var (repository, tag, digest) = tags[i % tags.Length];
-            return t.Client.GetManifestAsync(ViewRepository(ViewedChange, PushRepository(repository)), tag, digest, ct);
+            return operation(repository, tag, digest, ct);
         }, cancellationToken);
     }
 

@@ -26,19 +26,8 @@ public sealed partial class Benchmark
     /// <summary>(7) Manifest HEAD by tag at many connections: the digest header must be the pushed manifest's.</summary>
     private Task ManifestHeadsAsync() =>
         ForEachTarget(7, $"7 manifest HEAD by tag ×{options.ManifestHeads} @{options.HeadConcurrency}", false, (t, rec) =>
-        {
-            var tags = t.Tags.OrderBy(x => x.Repository).ThenBy(x => x.Tag, StringComparer.Ordinal).ToArray();
-            if (tags.Length == 0)
-            {
-                rec.Error("no manifest was pushed in (4a), nothing to HEAD");
-                return Task.CompletedTask;
-            }
-            return rec.RunAsync(options.ManifestHeads, options.HeadConcurrency, (i, ct) =>
-            {
-                var (repository, tag, digest) = tags[i % tags.Length];
-                return t.Client.HeadManifestAsync(PushRepository(repository), tag, digest, ct);
-            }, cancellationToken);
-        });
+            OverTagsAsync(t, rec, options.ManifestHeads, options.HeadConcurrency, "HEAD", (repository, tag, digest, ct) =>
+                t.Client.HeadManifestAsync(PushRepository(repository), tag, digest, ct)));
 
     /// <summary>
     /// (8) Single streams, one at a time: monolithic push, chunked push and pull of one large blob, each blob new, for
