@@ -25,7 +25,7 @@ public sealed class Target(string name, ServerProcess server, RegistryClient cli
 }
 
 /// <summary>The scenarios, each run against every target in turn (order alternating per scenario) and measured.</summary>
-public sealed class Benchmark(BenchmarkOptions options, IReadOnlyList<Target> targets, CancellationToken cancellationToken)
+public sealed partial class Benchmark(BenchmarkOptions options, IReadOnlyList<Target> targets, CancellationToken cancellationToken)
 {
     private readonly List<Row> rows = [];
 
@@ -102,24 +102,21 @@ public sealed class Benchmark(BenchmarkOptions options, IReadOnlyList<Target> ta
 
         var manifestGets = $"6 manifest GET by tag ×{options.ManifestGets} @{options.GetConcurrency}";
         await ForEachTarget(6, manifestGets, false, (t, rec) =>
-        {
-            var tags = t.Tags.OrderBy(x => x.Repository).ThenBy(x => x.Tag, StringComparer.Ordinal).ToArray();
-            if (tags.Length == 0)
-            {
-                rec.Error("no manifest was pushed in (4a), nothing to GET");
-                return Task.CompletedTask;
-            }
-            return rec.RunAsync(options.ManifestGets, options.GetConcurrency, (i, ct) =>
-            {
-                var (repository, tag, digest) = tags[i % tags.Length];
-                return t.Client.GetManifestAsync(PushRepository(repository), tag, digest, ct);
-            }, cancellationToken);
-        });
+            OverTagsAsync(t, rec, options.ManifestGets, options.GetConcurrency, "GET", (repository, tag, digest, ct) =>
+                t.Client.GetManifestAsync(PushRepository(repository), tag, digest, ct)));
 
         // (6v) The same GETs through a speculative change's view: ShadowRegistry only (distribution has no views),
         // compared with ShadowRegistry's own (6) of this run.
         await ForEachTarget(6, $"6v manifest GET by tag via view ({options.ViewAhead} ahead) ×{options.ViewGets} @{options.GetConcurrency}", false,
             ViewGetAsync, PrepareViewAsync, only: Report.Shadow, baseScenario: manifestGets);
+
+        await ManifestHeadsAsync();
+        if (options.Large)
+        {
+            await LargeStreamsAsync();
+            await SkopeoAsync();
+            await PullThroughAsync();
+        }
     }
 
     public static string ChangeId(int i) => $"bench-c{i}";
@@ -200,16 +197,23 @@ public sealed class Benchmark(BenchmarkOptions options, IReadOnlyList<Target> ta
             if (violation) rec.Violation(message);
             else rec.Error(message);
         }
+        return OverTagsAsync(t, rec, options.ViewGets, options.GetConcurrency, "GET", (repository, tag, digest, ct) =>
+            t.Client.GetManifestAsync(ViewRepository(ViewedChange, PushRepository(repository)), tag, digest, ct));
+    }
+
+    /// <summary>Runs <paramref name="count"/> operations over the tags pushed in (4a), in a fixed order.</summary>
+    private Task OverTagsAsync(Target t, Recorder rec, int count, int concurrency, string what, Func<int, string, string, CancellationToken, Task<long>> operation)
+    {
         var tags = t.Tags.OrderBy(x => x.Repository).ThenBy(x => x.Tag, StringComparer.Ordinal).ToArray();
         if (tags.Length == 0)
         {
-            rec.Error("no manifest was pushed in (4a), nothing to GET");
+            rec.Error($"no manifest was pushed in (4a), nothing to {what}");
             return Task.CompletedTask;
         }
-        return rec.RunAsync(options.ViewGets, options.GetConcurrency, (i, ct) =>
+        return rec.RunAsync(count, concurrency, (i, ct) =>
         {
             var (repository, tag, digest) = tags[i % tags.Length];
-            return t.Client.GetManifestAsync(ViewRepository(ViewedChange, PushRepository(repository)), tag, digest, ct);
+            return operation(repository, tag, digest, ct);
         }, cancellationToken);
     }
 
@@ -311,49 +315,8 @@ public sealed class Benchmark(BenchmarkOptions options, IReadOnlyList<Target> ta
                     continue;
                 }
             }
-            Native.Sync();
-            var reset = t.Server.ResetPeakRss();
-            var before = t.Server.Sample();
-            var recorder = new Recorder();
-            Progress($"[{t.Name}] {name} …");
-            var watch = Stopwatch.StartNew();
-            await body(t, recorder);
-            watch.Stop();
-            ProcSample after;
-            string? note = null;
-            if (t.Server.HasExited)
-            {
-                t.Dead = true;
-                after = before;
-                note = "server exited during the scenario";
-                Progress($"[{t.Name}] EXITED:\n{t.Server.Log}");
-            }
-            else
-            {
-                after = t.Server.Sample();
-            }
-            var row = new Row
-            {
-                Scenario = name,
-                Server = t.Name,
-                HasBytes = hasBytes,
-                Ops = recorder.Ops,
-                Errors = recorder.Errors,
-                Violations = recorder.Violations,
-                Bytes = recorder.Bytes,
-                Seconds = watch.Elapsed.TotalSeconds,
-                Latencies = recorder.SortedLatencies(),
-                PeakRssKiB = after.PeakRssKiB,
-                RssKiB = after.RssKiB,
-                CpuSeconds = after.CpuSeconds - before.CpuSeconds,
-                PeakSinceStart = !reset,
-                Note = note,
-                Samples = recorder.Samples,
-                BaseScenario = baseScenario,
-            };
-            rows.Add(row);
-            Progress(string.Create(CultureInfo.InvariantCulture,
-                $"[{t.Name}]   {row.Seconds:0.00} s, {row.OpsPerSecond:0.#} ops/s, errors {row.Errors}, violations {row.Violations}, peak RSS {row.PeakRssKiB / 1024.0:0} MiB"));
+            var row = await MeasureAsync(name, t.Name, t.Server, hasBytes, recorder => body(t, recorder), baseScenario);
+            if (t.Server.HasExited) t.Dead = true;
         }
     }
 

@@ -56,6 +56,16 @@ public sealed class BenchmarkOptions
           --view-gets <n>            (6v) manifest GETs by tag through a change view,
                                      ShadowRegistry only                   as (6): 10000 [2000]
           --view-ahead <n>           (6v) changes ahead of the viewed change              10 [10]
+          --manifest-heads <n>       (7) manifest HEADs by tag                        10000 [2000]
+          --head-concurrency <n>     (7) parallel connections                             64 [64]
+
+        Large layers (issue 13; off by default, they take several minutes):
+          --large                    (8) single-stream push, chunked push and pull, (9) skopeo push and pull
+                                     (when skopeo is installed), (10) pull-through
+          --large-mib <n,n>          (8)(9) sizes in MiB                           256,1024
+          --large-repeat <n>         (8)(9) operations per size and server                 1
+          --large-chunk-mib <n>      (8) PATCH size of the chunked push                   64
+          --pull-through-mib <n>     (10) layer size of the pulled-through image          256
 
         Garbage collection (optional, ShadowRegistry only, instead of the table above; see docs/benchmark.md):
           --gc                       build a store, then time `ShadowRegistry gc` over it while pushing
@@ -92,6 +102,13 @@ public sealed class BenchmarkOptions
     /// <summary>(6v) GETs through a change view: as many as (6) unless given.</summary>
     public int ViewGets => viewGets ?? ManifestGets;
     public int ViewAhead { get; private set; } = 10;
+    public int ManifestHeads { get; private set; } = 10000;
+    public int HeadConcurrency { get; private set; } = 64;
+    public bool Large { get; private set; }
+    public IReadOnlyList<int> LargeMiB { get; private set; } = [256, 1024];
+    public int LargeRepeat { get; private set; } = 1;
+    public int LargeChunkMiB { get; private set; } = 64;
+    public int PullThroughMiB { get; private set; } = 256;
 
     public bool Gc { get; private set; }
     public int GcBlobs { get; private set; } = 100_000;
@@ -121,6 +138,7 @@ public sealed class BenchmarkOptions
             options.GcBlobs = 10_000;
             options.GcManifests = 1000;
             options.GcPushes = 100;
+            options.ManifestHeads = 2000;
         }
 
         for (var i = 0; i < args.Length; i++)
@@ -181,6 +199,17 @@ public sealed class BenchmarkOptions
                 case "--gc-manifests": options.GcManifests = Count(min: 10); break;
                 case "--gc-pushes": options.GcPushes = Count(); break;
                 case "--gc-concurrency": options.GcConcurrency = Count(max: 256); break;
+                case "--manifest-heads": options.ManifestHeads = Count(); break;
+                case "--head-concurrency": options.HeadConcurrency = Count(max: 1024); break;
+                case "--large": options.Large = true; break;
+                case "--large-mib":
+                    var sizes = Value().Split(',');
+                    options.LargeMiB = sizes.Select(x => int.TryParse(x, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n is >= 1 and <= 16384
+                        ? n : throw new ArgumentException($"--large-mib needs sizes from 1 to 16384 MiB separated by commas, not '{x}'")).ToList();
+                    break;
+                case "--large-repeat": options.LargeRepeat = Count(max: 100); break;
+                case "--large-chunk-mib": options.LargeChunkMiB = Count(max: 4096); break;
+                case "--pull-through-mib": options.PullThroughMiB = Count(max: 16384); break;
                 default: throw new ArgumentException($"unknown option '{arg}'");
             }
         }
@@ -193,5 +222,7 @@ public sealed class BenchmarkOptions
         $"race {RaceRounds}×({RaceClients} clients × same {RaceMiB} MiB blob); " +
         $"manifests {Manifests} PUT @{Concurrency} + {TagReads} tags/list @{Concurrency}; " +
         $"pulls {Pulls}×{BlobMiB} MiB @{PullConcurrency}; manifest GET {ManifestGets} @{GetConcurrency}; " +
-        $"manifest GET through a change view with {ViewAhead} ahead {ViewGets} @{GetConcurrency}");
+        $"manifest GET through a change view with {ViewAhead} ahead {ViewGets} @{GetConcurrency}; manifest HEAD {ManifestHeads} @{HeadConcurrency}") +
+        (Large ? string.Create(CultureInfo.InvariantCulture,
+            $"; large (--large): {string.Join(" and ", LargeMiB)} MiB ×{LargeRepeat} ({LargeChunkMiB} MiB PATCHes), pull-through {PullThroughMiB} MiB") : "");
 }

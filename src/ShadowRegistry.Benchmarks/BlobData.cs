@@ -12,7 +12,7 @@ namespace ShadowRegistry.Benchmarks;
 /// A blob that is never held in memory: its bytes are a pure function of (seed, offset) — counter-based SplitMix64 —
 /// so any range can be regenerated on demand, by several clients at once, and its digest computed once up front.
 /// </summary>
-public sealed class BlobSpec
+public class BlobSpec
 {
     private static readonly ConcurrentDictionary<(ulong, long), string> Digests = new();
 
@@ -26,7 +26,7 @@ public sealed class BlobSpec
     public long Length { get; }
 
     /// <summary>sha256:… of the whole blob; computed on first use by generating the bytes once (kept per process).</summary>
-    public string Digest => Digests.GetOrAdd((Seed, Length), static key => BlobData.ComputeDigest(key.Item1, key.Item2));
+    public virtual string Digest => Digests.GetOrAdd((Seed, Length), static key => BlobData.ComputeDigest(key.Item1, key.Item2));
 
     /// <summary>A seed that is unrelated to the seeds of other (scenario, index) pairs.</summary>
     public static ulong SeedFor(int scenario, long index) => BlobData.Mix(0x5EED_0F_B10B_5EEDUL ^ (ulong)scenario, index);

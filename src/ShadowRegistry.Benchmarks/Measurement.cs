@@ -119,6 +119,8 @@ public sealed class Row
     public long PeakRssKiB { get; init; }
     public long RssKiB { get; init; }
     public double CpuSeconds { get; init; }
+    /// <summary>CPU of the client side (this program and the tools it ran) during the scenario.</summary>
+    public double? ClientCpuSeconds { get; init; }
     public bool PeakSinceStart { get; init; }
     public string? Note { get; init; }
     public IReadOnlyList<string> Samples { get; init; } = [];

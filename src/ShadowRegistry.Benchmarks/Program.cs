@@ -73,7 +73,10 @@ try
         targets.Add(new Target(server.Name, server, client, mode));
     }
 
-    var benchmark = new Benchmark(options, targets, cancellation.Token);
+    var loadBefore = LoadAverage();
+    Benchmark.Progress("machine reference (SHA-256, fsync'ed write, loopback)");
+    var machineReference = await MachineReference.MeasureAsync(tempRoot, cancellation.Token);
+    var benchmark = new Benchmark(options, targets, cancellation.Token) { Setup = setup, TempRoot = tempRoot };
     var total = Stopwatch.StartNew();
     await benchmark.RunAsync();
     total.Stop();
@@ -88,6 +91,8 @@ try
         $"- {Report.Distribution}: {setup.DistributionVersion}, filesystem driver, in-memory blob descriptor cache (as in Debian's stock config), delete enabled, log level error; blob push as {PushText(targets[1])}" +
             (targets[1].PushMode == PushMode.PostPut && options.PushMode == PushMode.Auto ? " (it answers POST ?digest= with 202, i.e. has no monolithic POST)" : ""),
         $"- {options.Describe()}",
+        $"- Machine reference, measured at the start of this run: {machineReference}",
+        $"- Load average (1, 5, 15 min) at the start {loadBefore}, at the end {LoadAverage()}",
         string.Create(CultureInfo.InvariantCulture, $"- Total benchmark time {total.Elapsed.TotalSeconds:0} s (after start-up); both servers run all the time, scenarios alternate which goes first."),
     };
     var notes = new List<string>
@@ -104,8 +109,10 @@ try
             $"Start-up (row 0a): ready after {Report.Shadow} {shadow.ReadyAfter.TotalMilliseconds:0} ms, {Report.Distribution} {dist.ReadyAfter.TotalMilliseconds:0} ms " +
             $"(process start to the first 200 from GET /v2/); idle RSS {ServerProcess.IdleSettle.TotalSeconds:0} s after ready, before the warm-up: " +
             $"{Report.Shadow} {shadow.IdleSample!.Value.RssKiB / 1024.0:0} MiB, {Report.Distribution} {dist.IdleSample!.Value.RssKiB / 1024.0:0} MiB. " +
-            $"The client (this program, generating and hashing all data) used {Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds:0.0} s CPU on the same {Environment.ProcessorCount} cores."),
+            $"The client (this program, generating and hashing all data, and the tools it ran) used {ClientCpu.Seconds():0.0} s CPU on the same {Environment.ProcessorCount} cores; ") +
+            "\"client CPU s\" gives its share per scenario, \"CPU s/GiB\" the server's CPU per GiB moved.",
     };
+    notes.AddRange(benchmark.ExtraNotes);
     Console.Out.Write(Report.Render(benchmark.Rows, header, notes, out var violations));
     Console.Out.Flush();
     return violations > 0 ? 1 : 0;
@@ -125,3 +132,6 @@ finally
     foreach (var target in targets) target.Dispose();
     Cleanup.RunAll();
 }
+
+static string LoadAverage() =>
+    File.Exists("/proc/loadavg") ? string.Join(", ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "unknown";

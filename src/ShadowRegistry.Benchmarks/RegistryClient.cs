@@ -218,6 +218,18 @@ public sealed class RegistryClient : IDisposable
         return body.Length;
     }
 
+    /// <summary>HEAD of a manifest by tag: 200, and the digest header must be the digest pushed under that tag.</summary>
+    public async Task<long> HeadManifestAsync(string repository, string tag, string digest, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Head, $"v2/{repository}/manifests/{tag}");
+        request.Headers.TryAddWithoutValidation("Accept", ManifestAccept);
+        using var response = await Send(request, cancellationToken);
+        if (response.StatusCode != HttpStatusCode.OK) throw await Fail(response, "HEAD manifest");
+        var echoed = response.Headers.TryGetValues("Docker-Content-Digest", out var values) ? values.FirstOrDefault() : null;
+        if (echoed != digest) throw new CorrectnessViolationException($"HEAD {repository}:{tag} answered Docker-Content-Digest {echoed ?? "none"}, expected {digest}");
+        return 0;
+    }
+
     /// <summary>GET tags/list; every tag in <paramref name="expected"/> must be listed.</summary>
     public async Task<long> ListTagsAsync(string repository, IReadOnlyCollection<string> expected, CancellationToken cancellationToken)
     {

@@ -14,8 +14,8 @@ public static class Report
         var text = new StringBuilder();
         foreach (var line in header) text.AppendLine(line);
         text.AppendLine();
-        text.AppendLine("| Scenario | Server | Ops | Err | Viol | ops/s | MiB/s | p50 ms | p95 ms | p99 ms | Peak RSS MiB | RSS after MiB | CPU s | ops/s vs dist |");
-        text.AppendLine("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+        text.AppendLine("| Scenario | Server | Ops | Err | Viol | ops/s | MiB/s | p50 ms | p95 ms | p99 ms | Peak RSS MiB | RSS after MiB | CPU s | CPU s/GiB | client CPU s | ops/s vs dist |");
+        text.AppendLine("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
         foreach (var row in rows)
         {
             var other = rows.FirstOrDefault(r => r.Scenario == row.Scenario && r.Server == Distribution);
@@ -38,6 +38,8 @@ public static class Report
                 F(row.PeakRssKiB / 1024.0, "0") + (row.PeakSinceStart && !row.IsStartup ? "*" : ""),
                 F(row.RssKiB / 1024.0, "0"),
                 F(row.CpuSeconds, "0.00"),
+                row.HasBytes && row.Bytes > 0 ? F(row.CpuSeconds / (row.Bytes / (1024.0 * BenchmarkOptions.MiB)), "0.00") : "—",
+                row.ClientCpuSeconds is { } client ? F(client, "0.00") : "—",
                 ratio + " |",
             ]));
         }

@@ -146,6 +146,9 @@ public sealed class ServerProcess
         throw new InvalidOperationException($"GET {BaseAddress}v2/ did not answer 200 within {StartTimeout.TotalSeconds:0}s ({last}):\n{Log}");
     }
 
+    /// <summary>Kills the server before the end of the run (the servers only some scenarios start).</summary>
+    public void Stop() => Cleanup.Kill(process);
+
     /// <summary>Resets VmHWM to the current RSS (writes 5 to /proc/PID/clear_refs); false where the kernel refuses.</summary>
     public bool ResetPeakRss()
     {

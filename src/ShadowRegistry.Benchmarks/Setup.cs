@@ -74,16 +74,22 @@ public sealed class Setup
 
     public const string PublishCommand = "dotnet publish -c Release src/ShadowRegistry";
 
-    public ProcessStartInfo ShadowStartInfo(int port, string dataFolder)
+    /// <summary>skopeo on PATH, or null (its scenarios are then skipped).</summary>
+    public string? Skopeo { get; } = FindOnPath("skopeo");
+
+    /// <param name="extra">More command-line settings (the pull-through scenario's upstream).</param>
+    public ProcessStartInfo ShadowStartInfo(int port, string dataFolder, params string[] extra)
     {
         var startInfo = new ProcessStartInfo(Dotnet);
-        foreach (var arg in new[]
-        {
+        string[] args =
+        [
             ShadowDll, "serve",
             "--listen", $"http://127.0.0.1:{port}",
             "--data", dataFolder,
             "--Serilog:MinimumLevel:Default", "Warning",
-        })
+            .. extra,
+        ];
+        foreach (var arg in args)
         {
             startInfo.ArgumentList.Add(arg);
         }
@@ -92,7 +98,8 @@ public sealed class Setup
         return startInfo;
     }
 
-    public ProcessStartInfo DistributionStartInfo(int port, string folder)
+    /// <param name="proxyRemoteUrl">Runs distribution as a pull-through cache of this registry (its proxy mode).</param>
+    public ProcessStartInfo DistributionStartInfo(int port, string folder, string? proxyRemoteUrl = null)
     {
         var storage = Directory.CreateDirectory(Path.Combine(folder, "storage")).FullName;
         var config = Path.Combine(folder, "config.yml");
@@ -116,7 +123,7 @@ public sealed class Setup
             http:
               addr: 127.0.0.1:{port}
               secret: shadowregistry-benchmark
-            """);
+            """ + (proxyRemoteUrl is null ? "" : $"\nproxy:\n  remoteurl: {proxyRemoteUrl}\n"));
         var startInfo = new ProcessStartInfo(DistributionBinary);
         startInfo.ArgumentList.Add("serve");
         startInfo.ArgumentList.Add(config);

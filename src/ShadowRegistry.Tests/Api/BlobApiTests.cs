@@ -131,6 +131,50 @@ public abstract class BlobApiTests(RegistryServerFixture fixture)
         await again.ExpectErrorAsync(HttpStatusCode.NotFound, "BLOB_UNKNOWN");
     }
 
+    /// <summary>
+    /// Larger than the two 1 MiB buffers a whole-blob GET is sent from and than an upload's copy buffers, and no
+    /// multiple of either: every byte in place, with the headers a file result gives, and ranges and conditional
+    /// requests (answered by the file result) unchanged.
+    /// </summary>
+    [SkippableFact]
+    public async Task BlobLargerThanTheCopyBuffersIsServedWholeAndInRanges()
+    {
+        var content = OciHttp.RandomBytes(2 * 1024 * 1024 + 123_457, 7);
+        var digest = await client.PushBlobAsync("blobs/large", content);
+
+        using var get = await client.GetAsync($"v2/blobs/large/blobs/{digest}", HttpCompletionOption.ResponseHeadersRead);
+        await get.ExpectAsync(HttpStatusCode.OK);
+        Assert.Equal(content.Length, get.Content.Headers.ContentLength);
+        Assert.Equal("application/octet-stream", get.Content.Headers.ContentType!.MediaType);
+        Assert.Equal("bytes", get.Headers.AcceptRanges.Single());
+        Assert.Equal($"\"{digest}\"", get.Headers.ETag!.Tag);
+        Assert.NotNull(get.Content.Headers.LastModified);
+        Assert.Equal(content, await get.Content.ReadAsByteArrayAsync());
+
+        // Across the first buffer's end.
+        using var range = new HttpRequestMessage(HttpMethod.Get, $"v2/blobs/large/blobs/{digest}");
+        range.Headers.Range = new RangeHeaderValue(1024 * 1024 - 10, 1024 * 1024 + 9);
+        using var partial = await client.SendAsync(range);
+        await partial.ExpectAsync(HttpStatusCode.PartialContent);
+        Assert.Equal(content[(1024 * 1024 - 10)..(1024 * 1024 + 10)], await partial.Content.ReadAsByteArrayAsync());
+
+        using var conditional = new HttpRequestMessage(HttpMethod.Get, $"v2/blobs/large/blobs/{digest}");
+        conditional.Headers.IfNoneMatch.Add(get.Headers.ETag);
+        using var notModified = await client.SendAsync(conditional);
+        Assert.Equal(HttpStatusCode.NotModified, notModified.StatusCode);
+    }
+
+    /// <summary>Chunks larger than the copy buffers and of odd sizes, so writes and reads of the copy do not line up.</summary>
+    [SkippableFact]
+    public async Task ChunkedUploadLargerThanTheCopyBuffersKeepsEveryByte()
+    {
+        var content = OciHttp.RandomBytes(3 * 1024 * 1024 + 7, 8);
+        var digest = await client.PushBlobChunkedAsync("blobs/large-chunked", content, 1024 * 1024 + 333_333);
+        using var get = await client.GetAsync($"v2/blobs/large-chunked/blobs/{digest}");
+        await get.ExpectAsync(HttpStatusCode.OK);
+        Assert.Equal(content, await get.Content.ReadAsByteArrayAsync());
+    }
+
     [SkippableFact]
     public async Task EmptyBlobCanBePushedAndRead()
     {
@@ -138,6 +182,9 @@ public abstract class BlobApiTests(RegistryServerFixture fixture)
         using var head = await client.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"v2/blobs/empty/blobs/{digest}"));
         await head.ExpectAsync(HttpStatusCode.OK);
         Assert.Equal(0, head.Content.Headers.ContentLength);
+        using var get = await client.GetAsync($"v2/blobs/empty/blobs/{digest}");
+        await get.ExpectAsync(HttpStatusCode.OK);
+        Assert.Empty(await get.Content.ReadAsByteArrayAsync());
     }
 }
 

@@ -91,9 +91,29 @@ public sealed class BlobEndpoints(
         {
             throw new BlobUnknownException(digest); // deleted since its size was read
         }
+        var entityTag = $"\"{digest}\"";
+        if (!NeedsFileResult(context.Request))
+        {
+            await BlobBody.SendAsync(context, stream, size, entityTag, modified);
+            return;
+        }
         var result = Results.Stream(stream, MediaTypes.OctetStream, lastModified: modified, enableRangeProcessing: true,
-            entityTag: new Microsoft.Net.Http.Headers.EntityTagHeaderValue($"\"{digest}\""));
+            entityTag: new Microsoft.Net.Http.Headers.EntityTagHeaderValue(entityTag));
         await result.ExecuteAsync(context);
+    }
+
+    /// <summary>
+    /// Range and conditional requests go through the file result, which implements their rules (206, multi-range,
+    /// 304, 412, If-Range); a plain GET is a whole-blob 200, sent by <see cref="BlobBody"/>.
+    /// </summary>
+    private static bool NeedsFileResult(HttpRequest request)
+    {
+        var headers = request.Headers;
+        return headers.ContainsKey(Microsoft.Net.Http.Headers.HeaderNames.Range)
+            || headers.ContainsKey(Microsoft.Net.Http.Headers.HeaderNames.IfMatch)
+            || headers.ContainsKey(Microsoft.Net.Http.Headers.HeaderNames.IfNoneMatch)
+            || headers.ContainsKey(Microsoft.Net.Http.Headers.HeaderNames.IfModifiedSince)
+            || headers.ContainsKey(Microsoft.Net.Http.Headers.HeaderNames.IfUnmodifiedSince);
     }
 
     /// <summary>

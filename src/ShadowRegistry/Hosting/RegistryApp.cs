@@ -52,6 +52,9 @@ public static class RegistryApp
         builder.Services.AddOptions<KestrelServerOptions>().Configure<IOptions<RegistryOptions>>((kestrel, registry) =>
             kestrel.Limits.MaxRequestBodySize = registry.Value.MaxRequestBodyBytes);
 
+        // Larger transport blocks: layers are received and sent in pieces up to 64 KiB instead of about 2 KiB (see the pool).
+        builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IMemoryPoolFactory<byte>, LargeBlockMemoryPoolFactory>();
+
         // Checked here, so a wrong value stops the registry with the reason rather than logging nowhere.
         RegistryLogging.Formatter(builder.Configuration[RegistryLogging.FormatKey]);
         builder.Services.AddSerilog((services, logger) => RegistryLogging.Configure(logger, builder.Configuration));

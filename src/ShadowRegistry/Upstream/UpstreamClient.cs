@@ -108,10 +108,12 @@ public sealed class UpstreamClient(IHttpClientFactory clients, IOptions<Registry
             int read;
             while ((read = await ReadChunkAsync(body, buffer, repository, digest, cancellationToken)) > 0)
             {
-                await destination.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
+                // The disk and the client take their pieces at once: the client's the one before, the disk's this one.
+                var storing = destination.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
+                if (relay is not null && heldCount > 0) await Task.WhenAll(storing, relay.WriteAsync(held.AsMemory(0, heldCount)));
+                else await storing;
                 written += read;
                 if (relay is null) continue;
-                if (heldCount > 0) await relay.WriteAsync(held.AsMemory(0, heldCount));
                 (buffer, held, heldCount) = (held, buffer, read);
             }
             if (announced is { } length && length != written)
