@@ -179,10 +179,14 @@ public sealed class ChangeService(
     }
 
     /// <summary>The tags the change holds, by repository and tag.</summary>
-    public async Task<IReadOnlyList<ChangeTag>> TagsAsync(ChangeRecord change, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<ChangeTag>> TagsAsync(ChangeRecord change, CancellationToken cancellationToken) =>
+        await TagsAsync(change, await ListAsync(new Dictionary<string, string>(), cancellationToken), cancellationToken);
+
+    /// <summary>The tags the change holds, bytes counted against <paramref name="live"/> (the live changes, listed once for many calls).</summary>
+    public async Task<IReadOnlyList<ChangeTag>> TagsAsync(ChangeRecord change, IReadOnlyList<ChangeRecord> live, CancellationToken cancellationToken)
     {
         var result = new List<ChangeTag>();
-        var others = (await ListAsync(new Dictionary<string, string>(), cancellationToken)).Where(c => c.Id != change.Id).ToList();
+        var others = live.Where(c => c.Id != change.Id).ToList();
         foreach (var (repository, tag, digest) in await OverlayTagsAsync(change.Overlay, cancellationToken))
         {
             var unique = await UniqueBytesAsync(change, others, repository, digest, cancellationToken);
