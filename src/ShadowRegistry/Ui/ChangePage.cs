@@ -78,12 +78,14 @@ public sealed partial class UiPages
                 else
                 {
                     h.Add($"""
-                        <dl class="resolution facts wide" role="status">
+                        <div class="resolution" role="status">
+                        <dl class="facts wide">
                         <div><dt>Name</dt><dd>{r.Repository}:{r.Reference}</dd></div>
                         <div><dt>Answered by</dt><dd class="layer"><strong>{r.Layer}</strong> ({LayerMeaning(r.Layer, id.Value)})</dd></div>
                         <div><dt>Digest</dt><dd><a href="{Base}/manifest?change={id}&amp;name={Q(r.Repository)}&amp;ref={Q(r.Digest!)}"><code>{r.Digest}</code></a></dd></div>
                         <div><dt>Type</dt><dd>{r.MediaType} ({Bytes(r.Size)})</dd></div>
                         </dl>
+                        </div>
                         """);
                 }
             }

@@ -68,7 +68,9 @@ public sealed partial class UiPages(
             await AssetAsync(context, rest["/assets/".Length..]);
             return;
         }
-        response.Headers.CacheControl = "no-store";
+        // What antiforgery sets on pages with a form anyway (it logs a warning when it has to replace another value).
+        response.Headers.CacheControl = "no-cache, no-store";
+        response.Headers.Pragma = "no-cache";
         var post = HttpMethods.IsPost(context.Request.Method);
         if (!post && !HttpMethods.IsGet(context.Request.Method) && !HttpMethods.IsHead(context.Request.Method))
         {
