@@ -56,6 +56,12 @@ public sealed class BenchmarkOptions
           --view-gets <n>            (6v) manifest GETs by tag through a change view,
                                      ShadowRegistry only                   as (6): 10000 [2000]
           --view-ahead <n>           (6v) changes ahead of the viewed change              10 [10]
+
+        Optional scenario, run instead of the others (ShadowRegistry only; no distribution needed):
+          --ui-pages                 operator page (/ui/) times with many repositories and changes
+          --ui-repositories <n>      base repositories, one image each                 10000 [1000]
+          --ui-changes <n>           live changes, in queues of 10                       500 [100]
+          --ui-page-gets <n>         sequential GETs of each page                         20 [10]
         """;
 
     public bool Quick { get; private set; }
@@ -88,6 +94,11 @@ public sealed class BenchmarkOptions
 
     public bool ShowHelp { get; private set; }
 
+    public bool UiPages { get; private set; }
+    public int UiRepositories { get; private set; } = 10_000;
+    public int UiChanges { get; private set; } = 500;
+    public int UiPageGets { get; private set; } = 20;
+
     public const long MiB = 1024 * 1024;
 
     /// <summary>Parses the arguments; throws <see cref="ArgumentException"/> with a message for the user.</summary>
@@ -105,6 +116,9 @@ public sealed class BenchmarkOptions
             options.TagReads = 400;
             options.Pulls = 32;
             options.ManifestGets = 2000;
+            options.UiRepositories = 1000;
+            options.UiChanges = 100;
+            options.UiPageGets = 10;
         }
 
         for (var i = 0; i < args.Length; i++)
@@ -160,6 +174,10 @@ public sealed class BenchmarkOptions
                 case "--get-concurrency": options.GetConcurrency = Count(max: 256); break;
                 case "--view-gets": options.viewGets = Count(); break;
                 case "--view-ahead": options.ViewAhead = Count(max: 100); break;
+                case "--ui-pages": options.UiPages = true; break;
+                case "--ui-repositories": options.UiRepositories = Count(max: 1_000_000); break;
+                case "--ui-changes": options.UiChanges = Count(max: 100_000); break;
+                case "--ui-page-gets": options.UiPageGets = Count(max: 10_000); break;
                 default: throw new ArgumentException($"unknown option '{arg}'");
             }
         }
