@@ -25,9 +25,6 @@ public static class UiSetup
         // Keys for the session cookie and the antiforgery tokens, kept in memory: made on first use, never written
         // anywhere. A restart logs operators out; behind a load balancer the page needs sticky sessions.
         services.AddDataProtection().UseEphemeralDataProtectionProvider();
-        // Data protection would load its key ring at start-up; the page needs keys only when someone uses it.
-        foreach (var eager in services.Where(d => d.ServiceType == typeof(IHostedService) && d.ImplementationType?.Name == "DataProtectionHostedService").ToList())
-            services.Remove(eager);
         services.AddAntiforgery(options =>
         {
             options.Cookie.Name = "ShadowRegistry.Ui.Antiforgery";
@@ -37,6 +34,10 @@ public static class UiSetup
             options.FormFieldName = "_csrf";
             options.HeaderName = null;
         });
+        // Data protection (added again by antiforgery) would load the default key ring at start-up, writing a key under
+        // ~/.aspnet; the page uses the in-memory keys above, and only when someone uses it.
+        foreach (var eager in services.Where(d => d.ServiceType == typeof(IHostedService) && d.ImplementationType?.Name == "DataProtectionHostedService").ToList())
+            services.Remove(eager);
         services.AddSingleton<UiSession>();
         services.AddSingleton<UiData>();
         services.AddSingleton<StorageUsage>();
