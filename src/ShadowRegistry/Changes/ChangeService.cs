@@ -361,17 +361,20 @@ public sealed class ChangeService(
         if (revision is null || content is null) return 0;
         var parts = new List<(Digest Digest, long Size)> { (digest, content.Length) };
         parts.AddRange(ManifestParser.Parse(content, revision.MediaType).Blobs);
+        // The other overlays holding anything of this repository, asked once for all parts (usually few of many).
+        var holders = new List<RepositoryName>();
+        foreach (var other in others)
+        {
+            var elsewhere = repository.In(other.Overlay);
+            if (overlays.TryMayHold(elsewhere) ?? await overlays.MayHoldAsync(elsewhere, cancellationToken)) holders.Add(elsewhere);
+        }
         long unique = 0;
         foreach (var (part, size) in parts)
         {
             if (await links.GetSizeAsync(repository, part, cancellationToken) is not null) continue;
             var shared = false;
-            foreach (var other in others)
-            {
-                var elsewhere = repository.In(other.Overlay);
-                if (!await overlays.MayHoldAsync(elsewhere, cancellationToken)) continue;
+            foreach (var elsewhere in holders)
                 if (await links.GetSizeAsync(elsewhere, part, cancellationToken) is not null) { shared = true; break; }
-            }
             if (!shared && await links.GetSizeAsync(scoped, part, cancellationToken) is not null) unique += size;
         }
         return unique;
