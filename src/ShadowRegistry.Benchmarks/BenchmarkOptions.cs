@@ -73,6 +73,12 @@ public sealed class BenchmarkOptions
           --gc-manifests <n>         tagged images in the store                        10000 [1000]
           --gc-pushes <n>            pushes measured alone (and at most 10× during GC)   300 [100]
           --gc-concurrency <n>       parallel pushing clients                              8 [8]
+
+        Optional scenario, run instead of the others (ShadowRegistry only; no distribution needed):
+          --ui-pages                 operator page (/ui/) times with many repositories and changes
+          --ui-repositories <n>      base repositories, one image each                 10000 [1000]
+          --ui-changes <n>           live changes, in queues of 10                       500 [100]
+          --ui-page-gets <n>         sequential GETs of each page                         20 [10]
         """;
 
     public bool Quick { get; private set; }
@@ -118,6 +124,11 @@ public sealed class BenchmarkOptions
 
     public bool ShowHelp { get; private set; }
 
+    public bool UiPages { get; private set; }
+    public int UiRepositories { get; private set; } = 10_000;
+    public int UiChanges { get; private set; } = 500;
+    public int UiPageGets { get; private set; } = 20;
+
     public const long MiB = 1024 * 1024;
 
     /// <summary>Parses the arguments; throws <see cref="ArgumentException"/> with a message for the user.</summary>
@@ -139,6 +150,9 @@ public sealed class BenchmarkOptions
             options.GcManifests = 1000;
             options.GcPushes = 100;
             options.ManifestHeads = 2000;
+            options.UiRepositories = 1000;
+            options.UiChanges = 100;
+            options.UiPageGets = 10;
         }
 
         for (var i = 0; i < args.Length; i++)
@@ -210,6 +224,10 @@ public sealed class BenchmarkOptions
                 case "--large-repeat": options.LargeRepeat = Count(max: 100); break;
                 case "--large-chunk-mib": options.LargeChunkMiB = Count(max: 4096); break;
                 case "--pull-through-mib": options.PullThroughMiB = Count(max: 16384); break;
+                case "--ui-pages": options.UiPages = true; break;
+                case "--ui-repositories": options.UiRepositories = Count(max: 1_000_000); break;
+                case "--ui-changes": options.UiChanges = Count(max: 100_000); break;
+                case "--ui-page-gets": options.UiPageGets = Count(max: 10_000); break;
                 default: throw new ArgumentException($"unknown option '{arg}'");
             }
         }

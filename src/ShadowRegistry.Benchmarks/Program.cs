@@ -58,6 +58,13 @@ try
     var shadow = await ServerProcess.StartAsync(Report.Shadow, shadowFolder, port => setup.ShadowStartInfo(port, Path.Combine(shadowFolder, "data")), cancellation.Token);
     Benchmark.Progress($"{Report.Shadow} pid {shadow.Pid} on {shadow.BaseAddress} (ready after {shadow.ReadyAfter.TotalMilliseconds:0} ms)");
 
+    if (options.UiPages)
+    {
+        var table = await UiPagesBenchmark.RunAsync(options, shadow, cancellation.Token);
+        Console.Out.Write($"### ShadowRegistry operator page — {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC\n\n- Machine: {setup.Machine}\n- {Report.Shadow}: {setup.ShadowDescription}\n\n{table}");
+        return 0;
+    }
+
     var distFolder = Directory.CreateDirectory(Path.Combine(tempRoot, "distribution")).FullName;
     var dist = await ServerProcess.StartAsync(Report.Distribution, distFolder, port => setup.DistributionStartInfo(port, distFolder), cancellation.Token);
     Benchmark.Progress($"{Report.Distribution} pid {dist.Pid} on {dist.BaseAddress} (ready after {dist.ReadyAfter.TotalMilliseconds:0} ms)");

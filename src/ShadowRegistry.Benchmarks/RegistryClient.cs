@@ -249,11 +249,15 @@ public sealed class RegistryClient : IDisposable
     /// ShadowRegistry's management API: creates (201) or updates (200) speculative change <paramref name="id"/> with
     /// <paramref name="ahead"/> (nearest first). Distribution has no such API.
     /// </summary>
-    public async Task PutChangeAsync(string id, IReadOnlyList<string> ahead, CancellationToken cancellationToken)
+    public async Task PutChangeAsync(string id, IReadOnlyList<string> ahead, CancellationToken cancellationToken,
+        IReadOnlyDictionary<string, string>? labels = null)
     {
         using var request = new HttpRequestMessage(HttpMethod.Put, $"api/v1/changes/{id}")
         {
-            Content = new ByteArrayContent(JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, object> { ["ahead"] = ahead, ["ttl"] = "1h" })),
+            Content = new ByteArrayContent(JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, object>
+            {
+                ["ahead"] = ahead, ["ttl"] = "1h", ["labels"] = labels ?? new Dictionary<string, string>(),
+            })),
         };
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         using var response = await Send(request, cancellationToken);

@@ -11,8 +11,11 @@ public static class SourceHeader
     public const string Name = "ShadowRegistry-Source";
 
     /// <param name="source">What the repository said (its layers joined with '+' for merged answers).</param>
-    public static void Set(HttpResponse response, string source, RepositoryTarget target) =>
-        response.Headers[Name] = string.Join(", ", source.Split('+').Select(part => Layer(part, target)).Distinct());
+    public static void Set(HttpResponse response, string source, RepositoryTarget target) => response.Headers[Name] = Describe(source, target);
+
+    /// <summary>The header's value: the layers that answered, as the operator page shows them too.</summary>
+    public static string Describe(string source, RepositoryTarget target) =>
+        string.Join(", ", source.Split('+').Select(part => Layer(part, target)).Distinct());
 
     private static string Layer(string source, RepositoryTarget target) => source switch
     {

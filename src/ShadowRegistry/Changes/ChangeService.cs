@@ -186,10 +186,14 @@ public sealed class ChangeService(
     }
 
     /// <summary>The tags the change holds, by repository and tag.</summary>
-    public async Task<IReadOnlyList<ChangeTag>> TagsAsync(ChangeRecord change, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<ChangeTag>> TagsAsync(ChangeRecord change, CancellationToken cancellationToken) =>
+        await TagsAsync(change, await ListAsync(new Dictionary<string, string>(), cancellationToken), cancellationToken);
+
+    /// <summary>The tags the change holds, bytes counted against <paramref name="live"/> (the live changes, listed once for many calls).</summary>
+    public async Task<IReadOnlyList<ChangeTag>> TagsAsync(ChangeRecord change, IReadOnlyList<ChangeRecord> live, CancellationToken cancellationToken)
     {
         var result = new List<ChangeTag>();
-        var others = (await ListAsync(new Dictionary<string, string>(), cancellationToken)).Where(c => c.Id != change.Id).ToList();
+        var others = live.Where(c => c.Id != change.Id).ToList();
         foreach (var (repository, tag, digest) in await OverlayTagsAsync(change.Overlay, cancellationToken))
         {
             var unique = await UniqueBytesAsync(change, others, repository, digest, cancellationToken);
@@ -373,17 +377,20 @@ public sealed class ChangeService(
         if (revision is null || content is null) return 0;
         var parts = new List<(Digest Digest, long Size)> { (digest, content.Length) };
         parts.AddRange(ManifestParser.Parse(content, revision.MediaType).Blobs);
+        // The other overlays holding anything of this repository, asked once for all parts (usually few of many).
+        var holders = new List<RepositoryName>();
+        foreach (var other in others)
+        {
+            var elsewhere = repository.In(other.Overlay);
+            if (overlays.TryMayHold(elsewhere) ?? await overlays.MayHoldAsync(elsewhere, cancellationToken)) holders.Add(elsewhere);
+        }
         long unique = 0;
         foreach (var (part, size) in parts)
         {
             if (await links.GetSizeAsync(repository, part, cancellationToken) is not null) continue;
             var shared = false;
-            foreach (var other in others)
-            {
-                var elsewhere = repository.In(other.Overlay);
-                if (!await overlays.MayHoldAsync(elsewhere, cancellationToken)) continue;
+            foreach (var elsewhere in holders)
                 if (await links.GetSizeAsync(elsewhere, part, cancellationToken) is not null) { shared = true; break; }
-            }
             if (!shared && await links.GetSizeAsync(scoped, part, cancellationToken) is not null) unique += size;
         }
         return unique;

@@ -12,6 +12,7 @@ using ShadowRegistry.Repositories;
 using ShadowRegistry.Storage;
 using ShadowRegistry.Storage.Drivers;
 using ShadowRegistry.Sync;
+using ShadowRegistry.Ui;
 using ShadowRegistry.Upstream;
 
 namespace ShadowRegistry.Hosting;
@@ -110,6 +111,7 @@ public static class RegistryApp
         AddApi(builder.Services);
         builder.AddRegistryAuth();
         builder.AddRegistryTls();
+        builder.AddRegistryUi();
         builder.Services.AddHealthChecks().AddCheck<StorageHealthCheck>("storage", tags: [HealthEndpoints.ReadyTag]);
         overrideServices?.Invoke(builder.Services);
 
@@ -122,6 +124,7 @@ public static class RegistryApp
         HealthEndpoints.Map(app);
         MetricsEndpoint.Map(app);
         app.Services.GetRequiredService<ChangeEndpoints>().Map(app);
+        app.MapRegistryUi();
         var routes = app.Services.GetRequiredService<RegistryRoutes>();
         app.Map("/v2", routes.DispatchAsync);
         app.Map("/v2/{**path}", routes.DispatchAsync);

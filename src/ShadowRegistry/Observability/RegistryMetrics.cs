@@ -148,6 +148,48 @@ public sealed class RegistryMetrics
         I.GcLastRun.Set(unixSeconds);
     }
 
+    /// <summary>
+    /// The running totals the operator page charts (<see cref="MetricsHistory"/>): the same figures /metrics serves,
+    /// summed over the labels the page does not break down.
+    /// </summary>
+    public MetricsSnapshot Snapshot(DateTimeOffset at)
+    {
+        long requests = 0, clientErrors = 0, serverErrors = 0;
+        foreach (var labels in I.HttpRequests.GetAllLabelValues())
+        {
+            var count = (long)I.HttpRequests.WithLabels(labels).Value;
+            requests += count;
+            if (labels[2].StartsWith('5')) serverErrors += count;
+            else if (labels[2].StartsWith('4')) clientErrors += count;
+        }
+        long hits = 0, misses = 0;
+        foreach (var labels in I.CacheHits.GetAllLabelValues()) hits += (long)I.CacheHits.WithLabels(labels).Value;
+        foreach (var labels in I.CacheMisses.GetAllLabelValues()) misses += (long)I.CacheMisses.WithLabels(labels).Value;
+        var upstreams = new Dictionary<string, UpstreamFigures>(StringComparer.Ordinal);
+        foreach (var labels in I.UpstreamRequests.GetAllLabelValues())
+        {
+            var count = (long)I.UpstreamRequests.WithLabels(labels).Value;
+            var figures = upstreams.GetValueOrDefault(labels[0]) ?? new UpstreamFigures(0, 0, 0, 0, false);
+            upstreams[labels[0]] = figures with
+            {
+                Requests = figures.Requests + count,
+                Failures = figures.Failures + (labels[1] is "answered" or "ignored" ? 0 : count),
+            };
+        }
+        foreach (var labels in I.UpstreamDuration.GetAllLabelValues())
+        {
+            var child = I.UpstreamDuration.WithLabels(labels);
+            var figures = upstreams.GetValueOrDefault(labels[0]) ?? new UpstreamFigures(0, 0, 0, 0, false);
+            upstreams[labels[0]] = figures with { DurationSeconds = figures.DurationSeconds + child.Sum, Timed = figures.Timed + (long)child.Count };
+        }
+        foreach (var labels in I.CircuitOpen.GetAllLabelValues())
+        {
+            var figures = upstreams.GetValueOrDefault(labels[0]) ?? new UpstreamFigures(0, 0, 0, 0, false);
+            upstreams[labels[0]] = figures with { CircuitOpen = I.CircuitOpen.WithLabels(labels).Value > 0 };
+        }
+        return new MetricsSnapshot(at, requests, clientErrors, serverErrors, hits, misses, upstreams);
+    }
+
     /// <summary>Runs <paramref name="update"/> before every scrape (for gauges computed from current state).</summary>
     public void OnCollect(Action update) => Registry.AddBeforeCollectCallback(update);
 

@@ -35,6 +35,10 @@ public sealed class TagStore(IStorageDriver driver)
         return Parse(content);
     }
 
+    /// <summary>When the tag was last pointed somewhere (its object's modification time), or null without the tag.</summary>
+    public async Task<DateTimeOffset?> PushedAtAsync(RepositoryName repository, string tag, CancellationToken cancellationToken) =>
+        (await driver.TryStatAsync(RegistryPaths.Tag(repository, tag), cancellationToken))?.ModifiedTime;
+
     /// <summary>Removes the tag whatever it points at (DELETE by tag): no read precedes it, so it needs no condition.</summary>
     public Task<bool> DeleteAsync(RepositoryName repository, string tag, CancellationToken cancellationToken) =>
         driver.TryDeleteAsync(RegistryPaths.Tag(repository, tag), cancellationToken);
