@@ -14,31 +14,10 @@ namespace ShadowRegistry.Tests.Api;
 /// </summary>
 public sealed class ObjectStoreReplicaTests
 {
-    public static TheoryData<string> Drivers => ["azure", "s3"];
+    public static TheoryData<string> Drivers => ObjectStores.Drivers;
 
     /// <summary>The arguments pointing a server at a fresh bucket or container of the driver's emulator.</summary>
-    private static string[] StoreArguments(string driver)
-    {
-        if (driver == "azure")
-        {
-            ObjectStoreEmulator.SkipUnlessAvailable(Azurite.Binary);
-            return
-            [
-                "--Registry:Storage:Driver", "azure", "--Registry:Storage:Azure:ConnectionString", Azurite.ConnectionString,
-                "--Registry:Storage:Azure:Container", $"replicas-{Guid.NewGuid():N}", "--Registry:Storage:Azure:RootPrefix", "registry",
-                // Small blocks, so the chunks below span several.
-                "--Registry:Storage:Azure:BlockSize", "65536",
-            ];
-        }
-        var bucket = S3rver.NewBucket(5 * 1024 * 1024);
-        return
-        [
-            "--Registry:Storage:Driver", "s3", "--Registry:Storage:S3:Bucket", bucket.Bucket, "--Registry:Storage:S3:Endpoint", bucket.Endpoint!,
-            "--Registry:Storage:S3:ForcePathStyle", "true", "--Registry:Storage:S3:AccessKey", S3rver.AccessKey,
-            "--Registry:Storage:S3:SecretKey", S3rver.SecretKey, "--Registry:Storage:S3:CreateBucket", "true",
-            "--Registry:Storage:S3:RootPrefix", "registry", "--Registry:Storage:S3:PartSize", "5242880",
-        ];
-    }
+    private static string[] StoreArguments(string driver) => ObjectStores.Arguments(driver);
 
     private static async Task PatchAsync(HttpClient client, Uri location, byte[] content, int offset, int length)
     {
