@@ -164,8 +164,8 @@ public sealed class ReplicaRoundRobinTests(ITestOutputHelper output)
         using var start = await clientA.PostAsync("v2/replicas/killed/blobs/uploads/", null);
         await start.ExpectAsync(HttpStatusCode.Accepted);
         var location = start.Headers.Location!;
-        await PatchAsync(clientA, location, content, 0, chunk);
-        await PatchAsync(clientB, location, content, chunk, chunk);
+        await OciHttp.PatchChunkAsync(clientA, location, content, 0, chunk);
+        await OciHttp.PatchChunkAsync(clientB, location, content, chunk, chunk);
 
         // The third chunk goes to A, which gets half of it and is then killed while it reads the rest.
         var before = await ReceivedBytesAsync(clientA);
@@ -238,15 +238,6 @@ public sealed class ReplicaRoundRobinTests(ITestOutputHelper output)
         await get.ExpectAsync(HttpStatusCode.OK);
         var pulled = await get.Content.ReadAsByteArrayAsync();
         Assert.True(content.AsSpan().SequenceEqual(pulled), "the blob differs from what was pushed");
-    }
-
-    private static async Task PatchAsync(HttpClient client, Uri location, byte[] content, int offset, int length)
-    {
-        using var patch = new HttpRequestMessage(HttpMethod.Patch, location) { Content = new ByteArrayContent(content, offset, length) };
-        patch.Content.Headers.TryAddWithoutValidation("Content-Range", $"{offset}-{offset + length - 1}");
-        using var response = await client.SendAsync(patch);
-        await response.ExpectAsync(HttpStatusCode.Accepted);
-        Assert.Equal($"0-{offset + length - 1}", response.Headers.GetValues("Range").Single());
     }
 
     /// <summary>Request body bytes the replica has read so far, over all routes (its /metrics).</summary>
