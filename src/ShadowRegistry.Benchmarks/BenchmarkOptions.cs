@@ -35,6 +35,10 @@ public sealed class BenchmarkOptions
           --push-mode auto|post|post-put   how blobs are pushed in one go (default auto: POST ?digest= if the
                                      server answers it with 201, else POST + PUT ?digest=)
           --no-warmup                skip the small untimed warm-up against each server
+          --storage filesystem|s3|azure   ShadowRegistry's storage driver (default filesystem); s3 and
+                                     azure start the test emulator (s3rver, azurite from .ci/emulators,
+                                     `npm ci` there first) and point ShadowRegistry at it; distribution
+                                     stays on its filesystem driver (docs/benchmark.md says why)
           -h, --help                 this text
 
         Scenario sizes (defaults; --quick values in brackets):
@@ -88,6 +92,9 @@ public sealed class BenchmarkOptions
     public string? TempDir { get; private set; }
     public PushMode PushMode { get; private set; } = PushMode.Auto;
     public bool Warmup { get; private set; } = true;
+
+    /// <summary>ShadowRegistry's storage driver: "filesystem", "s3" or "azure" (an emulator started by the benchmark).</summary>
+    public string Storage { get; private set; } = "filesystem";
 
     public int Blobs { get; private set; } = 64;
     public int BlobMiB { get; private set; } = 4;
@@ -182,6 +189,13 @@ public sealed class BenchmarkOptions
                 case "--dotnet": options.DotnetHost = Path.GetFullPath(Value()); break;
                 case "--temp-dir": options.TempDir = Path.GetFullPath(Value()); break;
                 case "--no-warmup": options.Warmup = false; break;
+                case "--storage":
+                    options.Storage = Value() switch
+                    {
+                        var storage and ("filesystem" or "s3" or "azure") => storage,
+                        var other => throw new ArgumentException($"--storage is filesystem, s3 or azure, not '{other}'"),
+                    };
+                    break;
                 case "--push-mode":
                     options.PushMode = Value() switch
                     {

@@ -51,6 +51,11 @@ try
     Directory.CreateDirectory(tempRoot);
     Cleanup.Register(tempRoot);
     Benchmark.Progress($"storage under {tempRoot}");
+    if (options.Storage != "filesystem")
+    {
+        setup.Store = await ObjectStore.StartAsync(options.Storage, Path.Combine(tempRoot, options.Storage), cancellation.Token);
+        Benchmark.Progress($"ShadowRegistry's store: {setup.ShadowStorage}");
+    }
 
     if (options.Gc) return await new GcBenchmark(options, setup, cancellation.Token).RunAsync(tempRoot);
 
@@ -94,7 +99,7 @@ try
         $"### ShadowRegistry vs CNCF distribution — {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC",
         "",
         $"- Machine: {setup.Machine}",
-        $"- {Report.Shadow}: {setup.ShadowDescription}; blob push as {PushText(targets[0])}",
+        $"- {Report.Shadow}: {setup.ShadowDescription}, {setup.ShadowStorage}; blob push as {PushText(targets[0])}",
         $"- {Report.Distribution}: {setup.DistributionVersion}, filesystem driver, in-memory blob descriptor cache (as in Debian's stock config), delete enabled, log level error; blob push as {PushText(targets[1])}" +
             (targets[1].PushMode == PushMode.PostPut && options.PushMode == PushMode.Auto ? " (it answers POST ?digest= with 202, i.e. has no monolithic POST)" : ""),
         $"- {options.Describe()}",

@@ -104,7 +104,7 @@ public sealed class ServerProcess
         throw new InvalidOperationException($"{name} did not start: {last?.Message}");
     }
 
-    private static int FreePort()
+    internal static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();

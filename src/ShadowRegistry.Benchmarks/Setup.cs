@@ -21,6 +21,12 @@ public sealed class Setup
     public string DistributionVersion { get; private set; } = "";
     public string Machine { get; private set; } = "";
 
+    /// <summary>The object store ShadowRegistry runs on (<c>--storage s3|azure</c>), or null for its filesystem driver.</summary>
+    public ObjectStore? Store { get; set; }
+
+    /// <summary>ShadowRegistry's storage, for the report.</summary>
+    public string ShadowStorage => Store is null ? "filesystem driver" : $"{Store.Driver} driver on {Store.Description}";
+
     public static async Task<Setup> PrepareAsync(BenchmarkOptions options, CancellationToken cancellationToken)
     {
         if (!OperatingSystem.IsLinux()) throw new InvalidOperationException("the benchmark reads /proc and runs on Linux only");
@@ -81,15 +87,16 @@ public sealed class Setup
     public ProcessStartInfo ShadowStartInfo(int port, string dataFolder, params string[] extra)
     {
         var startInfo = new ProcessStartInfo(Dotnet);
-        string[] args =
+        string[] arguments =
         [
             ShadowDll, "serve",
             "--listen", $"http://127.0.0.1:{port}",
             "--data", dataFolder,
             "--Serilog:MinimumLevel:Default", "Warning",
+            .. Store?.ShadowArguments() ?? [],
             .. extra,
         ];
-        foreach (var arg in args)
+        foreach (var arg in arguments)
         {
             startInfo.ArgumentList.Add(arg);
         }

@@ -14,40 +14,10 @@ namespace ShadowRegistry.Tests.Api;
 /// </summary>
 public sealed class ObjectStoreReplicaTests
 {
-    public static TheoryData<string> Drivers => ["azure", "s3"];
+    public static TheoryData<string> Drivers => ObjectStores.Drivers;
 
     /// <summary>The arguments pointing a server at a fresh bucket or container of the driver's emulator.</summary>
-    private static string[] StoreArguments(string driver)
-    {
-        if (driver == "azure")
-        {
-            ObjectStoreEmulator.SkipUnlessAvailable(Azurite.Binary);
-            return
-            [
-                "--Registry:Storage:Driver", "azure", "--Registry:Storage:Azure:ConnectionString", Azurite.ConnectionString,
-                "--Registry:Storage:Azure:Container", $"replicas-{Guid.NewGuid():N}", "--Registry:Storage:Azure:RootPrefix", "registry",
-                // Small blocks, so the chunks below span several.
-                "--Registry:Storage:Azure:BlockSize", "65536",
-            ];
-        }
-        var bucket = S3rver.NewBucket(5 * 1024 * 1024);
-        return
-        [
-            "--Registry:Storage:Driver", "s3", "--Registry:Storage:S3:Bucket", bucket.Bucket, "--Registry:Storage:S3:Endpoint", bucket.Endpoint!,
-            "--Registry:Storage:S3:ForcePathStyle", "true", "--Registry:Storage:S3:AccessKey", S3rver.AccessKey,
-            "--Registry:Storage:S3:SecretKey", S3rver.SecretKey, "--Registry:Storage:S3:CreateBucket", "true",
-            "--Registry:Storage:S3:RootPrefix", "registry", "--Registry:Storage:S3:PartSize", "5242880",
-        ];
-    }
-
-    private static async Task PatchAsync(HttpClient client, Uri location, byte[] content, int offset, int length)
-    {
-        using var patch = new HttpRequestMessage(HttpMethod.Patch, location) { Content = new ByteArrayContent(content, offset, length) };
-        patch.Content.Headers.TryAddWithoutValidation("Content-Range", $"{offset}-{offset + length - 1}");
-        using var response = await client.SendAsync(patch);
-        await response.ExpectAsync(HttpStatusCode.Accepted);
-        Assert.Equal($"0-{offset + length - 1}", response.Headers.GetValues("Range").Single());
-    }
+    private static string[] StoreArguments(string driver) => ObjectStores.Arguments(driver);
 
     [SkippableTheory]
     [MemberData(nameof(Drivers))]
@@ -69,7 +39,7 @@ public sealed class ObjectStoreReplicaTests
         const int chunk = 1024 * 1024;
         var turn = 1;
         for (var offset = 0; offset + chunk < content.Length; offset += chunk, turn++)
-            await PatchAsync(replicas[turn % 2], location, content, offset, chunk);
+            await OciHttp.PatchChunkAsync(replicas[turn % 2], location, content, offset, chunk);
         var done = (turn - 1) * chunk;
         using (var put = new HttpRequestMessage(HttpMethod.Put, OciHttp.WithQuery(location, $"digest={digest}"))
         {
@@ -132,7 +102,7 @@ public sealed class ObjectStoreReplicaTests
         using var start = await clientA.PostAsync("v2/replicas/busy/blobs/uploads/", null);
         await start.ExpectAsync(HttpStatusCode.Accepted);
         var location = start.Headers.Location!;
-        await PatchAsync(clientA, location, content, 0, 1000);
+        await OciHttp.PatchChunkAsync(clientA, location, content, 0, 1000);
 
         // B is in the middle of a chunk: its driver holds the session's writer (the blob's lease on Azure, the
         // session state's lease on S3), so A's PATCH is refused with the offset the session really has.
@@ -145,7 +115,7 @@ public sealed class ObjectStoreReplicaTests
             await refused.ExpectErrorAsync(HttpStatusCode.RequestedRangeNotSatisfiable, "BLOB_UPLOAD_INVALID");
             Assert.Equal("0-999", refused.Headers.GetValues("Range").Single());
         }
-        await PatchAsync(clientA, location, content, 1000, 1000);
+        await OciHttp.PatchChunkAsync(clientA, location, content, 1000, 1000);
     }
 
     [SkippableFact]

@@ -23,15 +23,6 @@ public sealed class SharedStorageUploadTests
             await RegistryServer.StartAsync(Shared, "--Registry:Storage:Driver", "inmemory"), scratch);
     }
 
-    private static async Task PatchAsync(HttpClient client, Uri location, byte[] content, int offset, int length)
-    {
-        using var patch = new HttpRequestMessage(HttpMethod.Patch, location) { Content = new ByteArrayContent(content, offset, length) };
-        patch.Content.Headers.TryAddWithoutValidation("Content-Range", $"{offset}-{offset + length - 1}");
-        using var response = await client.SendAsync(patch);
-        await response.ExpectAsync(HttpStatusCode.Accepted);
-        Assert.Equal($"0-{offset + length - 1}", response.Headers.GetValues("Range").Single());
-    }
-
     [Theory]
     [InlineData(FilesystemDriver.DriverName)]
     [InlineData(InMemoryDriver.DriverName)]
@@ -57,8 +48,8 @@ public sealed class SharedStorageUploadTests
             Assert.Equal("0-0", status.Headers.GetValues("Range").Single());
         }
 
-        await PatchAsync(clientB, location, content, 0, 100_000);
-        await PatchAsync(clientA, location, content, 100_000, 100_000);
+        await OciHttp.PatchChunkAsync(clientB, location, content, 0, 100_000);
+        await OciHttp.PatchChunkAsync(clientA, location, content, 100_000, 100_000);
         using (var status = await clientB.GetAsync(location))
         {
             await status.ExpectAsync(HttpStatusCode.NoContent);
@@ -101,7 +92,7 @@ public sealed class SharedStorageUploadTests
         using var start = await clientA.PostAsync("v2/shared/busy/blobs/uploads/", null);
         await start.ExpectAsync(HttpStatusCode.Accepted);
         var location = start.Headers.Location!;
-        await PatchAsync(clientA, location, content, 0, 1000);
+        await OciHttp.PatchChunkAsync(clientA, location, content, 0, 1000);
 
         // B is in the middle of a chunk: it holds the session's data through its driver.
         var id = location.ToString().Split('/')[^1];
@@ -113,6 +104,6 @@ public sealed class SharedStorageUploadTests
             await refused.ExpectErrorAsync(HttpStatusCode.RequestedRangeNotSatisfiable, "BLOB_UPLOAD_INVALID");
             Assert.Equal("0-999", refused.Headers.GetValues("Range").Single());
         }
-        await PatchAsync(clientA, location, content, 1000, 1000);
+        await OciHttp.PatchChunkAsync(clientA, location, content, 1000, 1000);
     }
 }

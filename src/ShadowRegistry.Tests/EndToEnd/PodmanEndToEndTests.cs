@@ -10,16 +10,19 @@ namespace ShadowRegistry.Tests.EndToEnd;
 /// podman against the real registry on Kestrel. podman runs on a private vfs storage (own --root, --runroot, --tmpdir,
 /// registries.conf, containers.conf, storage.conf, auth file) so it neither reads nor touches the machine's images.
 /// The image is built by <c>podman build</c> from a Containerfile <c>FROM scratch</c> + <c>COPY</c>: no base image,
-/// no network, no RUN step (so no container is ever started).
+/// no network, no RUN step (so no container is ever started). Run over the filesystem driver and each object store.
 /// </summary>
 public sealed class PodmanEndToEndTests(ITestOutputHelper output)
 {
-    [Fact]
-    public async Task BuiltImageSurvivesPushRemoveAndPullWithTheSameDigest()
+    /// <summary>On the filesystem driver and on each object store (through its emulator).</summary>
+    [SkippableTheory]
+    [MemberData(nameof(ObjectStores.AllDrivers), MemberType = typeof(ObjectStores))]
+    public async Task BuiltImageSurvivesPushRemoveAndPullWithTheSameDigest(string driver)
     {
+        var storage = ObjectStores.Arguments(driver);
         await using var sandbox = new ContainerToolSandbox("podman");
         var podman = sandbox.Podman(output);
-        await using var server = await RegistryServer.StartAsync();
+        await using var server = await RegistryServer.StartAsync(storage);
         using var client = server.CreateClient();
 
         var payload = new byte[256 * 1024];

@@ -7,13 +7,23 @@ using Xunit.Abstractions;
 namespace ShadowRegistry.Tests.EndToEnd;
 
 /// <summary>One registry, one tool sandbox and one offline-built multi-layer OCI image for the skopeo tests.</summary>
-public sealed class SkopeoEndToEndFixture : IAsyncLifetime
+public class SkopeoEndToEndFixture : IAsyncLifetime
 {
     public const string SourceTag = "v1";
 
-    public RegistryServer Server { get; private set; } = null!;
+    private RegistryServer? server;
+    private HttpClient? client;
 
-    public HttpClient Client { get; private set; } = null!;
+    /// <summary>The storage driver the registry runs on (<see cref="ObjectStores"/>).</summary>
+    protected virtual string Driver => ObjectStores.Filesystem;
+
+    /// <summary>Why the registry cannot run here (its store's emulator is not installed), or null.</summary>
+    private string? skipReason;
+
+    /// <summary>The registry; a test skips when it asks for it and the store cannot run here.</summary>
+    public RegistryServer Server => skipReason is { } reason ? throw new SkipException(reason) : server!;
+
+    public HttpClient Client => skipReason is { } reason ? throw new SkipException(reason) : client!;
 
     public ContainerToolSandbox Sandbox { get; private set; } = null!;
 
@@ -30,16 +40,18 @@ public sealed class SkopeoEndToEndFixture : IAsyncLifetime
         ExternalTool.Require("skopeo");
         Sandbox = new ContainerToolSandbox("skopeo");
         (Source, Image) = OciImageLayout.WriteRandomImage(Sandbox.Folder("source"), SourceTag, seed: 4242, 2 << 20, 3 << 20, 4 << 20);
-        Server = await RegistryServer.StartAsync();
-        Client = Server.CreateClient();
+        skipReason = ObjectStores.SkipReason(Driver);
+        if (skipReason is not null) return;
+        server = await RegistryServer.StartAsync(ObjectStores.Arguments(Driver));
+        client = server.CreateClient();
     }
 
     public async Task DisposeAsync()
     {
-        Client?.Dispose();
-        if (Server is not null)
+        client?.Dispose();
+        if (server is not null)
         {
-            await Server.DisposeAsync();
+            await server.DisposeAsync();
         }
         if (Sandbox is not null)
         {
@@ -48,12 +60,29 @@ public sealed class SkopeoEndToEndFixture : IAsyncLifetime
     }
 }
 
-/// <summary>skopeo (containers/image) against the real registry on Kestrel: copy in and out, inspect, list-tags, delete.</summary>
-public sealed class SkopeoEndToEndTests(SkopeoEndToEndFixture fixture, ITestOutputHelper output) : IClassFixture<SkopeoEndToEndFixture>
+/// <summary>The same over the s3 driver on s3rver (a bucket of its own).</summary>
+public sealed class S3SkopeoEndToEndFixture : SkopeoEndToEndFixture
+{
+    protected override string Driver => ObjectStores.S3;
+}
+
+/// <summary>The same over the azure driver on Azurite (a container of its own).</summary>
+public sealed class AzureSkopeoEndToEndFixture : SkopeoEndToEndFixture
+{
+    protected override string Driver => ObjectStores.Azure;
+}
+
+/// <summary>
+/// skopeo (containers/image) against the real registry on Kestrel: copy in and out, inspect, list-tags, delete; on
+/// each storage driver (the subclasses at the end).
+/// </summary>
+public abstract class SkopeoEndToEndSuite(SkopeoEndToEndFixture fixture, ITestOutputHelper output)
 {
     private readonly ExternalTool skopeo = fixture.Sandbox.Skopeo(output);
     private readonly OciLayoutImage image = fixture.Image;
-    private readonly HttpClient client = fixture.Client;
+
+    /// <summary>A property, not a field: on a store that cannot run here, asking for it skips the test.</summary>
+    private HttpClient Client => fixture.Client;
 
     private string Docker(string repositoryAndTag) => $"docker://{fixture.Server.HostPort}/{repositoryAndTag}";
 
@@ -68,7 +97,7 @@ public sealed class SkopeoEndToEndTests(SkopeoEndToEndFixture fixture, ITestOutp
         return File.ReadAllText(digestFile).Trim();
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task CopyIntoRegistryAndBackOutIsByteIdentical()
     {
         var pushed = await PushSourceAsync("e2e/multi:v1");
@@ -78,7 +107,7 @@ public sealed class SkopeoEndToEndTests(SkopeoEndToEndFixture fixture, ITestOutp
         using (var request = new HttpRequestMessage(HttpMethod.Get, "v2/e2e/multi/manifests/v1"))
         {
             request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(OciImageLayout.ManifestMediaType));
-            using var response = await client.SendAsync(request);
+            using var response = await Client.SendAsync(request);
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             Assert.Equal(image.Manifest, await response.Content.ReadAsByteArrayAsync());
             Assert.Equal(OciImageLayout.ManifestMediaType, response.Content.Headers.ContentType?.MediaType);
@@ -86,7 +115,7 @@ public sealed class SkopeoEndToEndTests(SkopeoEndToEndFixture fixture, ITestOutp
         }
         foreach (var digest in image.LayerDigests.Append(image.ConfigDigest))
         {
-            using var response = await client.GetAsync($"v2/e2e/multi/blobs/{digest}");
+            using var response = await Client.GetAsync($"v2/e2e/multi/blobs/{digest}");
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             AssertSameBytes(fixture.Source.ReadBlob(digest), await response.Content.ReadAsByteArrayAsync(), $"blob {digest} in the registry");
         }
@@ -112,7 +141,7 @@ public sealed class SkopeoEndToEndTests(SkopeoEndToEndFixture fixture, ITestOutp
         }
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task InspectReportsTheDigestLayersAndConfig()
     {
         await PushSourceAsync("e2e/inspect:v1");
@@ -137,7 +166,7 @@ public sealed class SkopeoEndToEndTests(SkopeoEndToEndFixture fixture, ITestOutp
         Assert.Equal(image.ManifestDigest, (string?)byDigest["Digest"]);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task ListTagsReturnsThePushedTags()
     {
         await PushSourceAsync("e2e/tags:v1");
@@ -156,7 +185,7 @@ public sealed class SkopeoEndToEndTests(SkopeoEndToEndFixture fixture, ITestOutp
         Assert.Equal(image.ManifestDigest, (string?)mirrored["Digest"]);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task DeleteRemovesTheManifest()
     {
         await PushSourceAsync("e2e/delete:v1");
@@ -175,7 +204,7 @@ public sealed class SkopeoEndToEndTests(SkopeoEndToEndFixture fixture, ITestOutp
         {
             using var request = new HttpRequestMessage(HttpMethod.Get, $"v2/e2e/delete/manifests/{reference}");
             request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(OciImageLayout.ManifestMediaType));
-            using var response = await client.SendAsync(request);
+            using var response = await Client.SendAsync(request);
             Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
         }
 
@@ -184,3 +213,15 @@ public sealed class SkopeoEndToEndTests(SkopeoEndToEndFixture fixture, ITestOutp
         Assert.Empty(JsonNode.Parse(tags.StandardOutput)!["Tags"]!.AsArray());
     }
 }
+
+/// <summary>Over the filesystem driver, the default.</summary>
+public sealed class SkopeoEndToEndTests(SkopeoEndToEndFixture fixture, ITestOutputHelper output)
+    : SkopeoEndToEndSuite(fixture, output), IClassFixture<SkopeoEndToEndFixture>;
+
+/// <summary>Over the s3 driver on s3rver: clients see no difference.</summary>
+public sealed class SkopeoEndToEndTestsOnS3(S3SkopeoEndToEndFixture fixture, ITestOutputHelper output)
+    : SkopeoEndToEndSuite(fixture, output), IClassFixture<S3SkopeoEndToEndFixture>;
+
+/// <summary>Over the azure driver on Azurite: clients see no difference.</summary>
+public sealed class SkopeoEndToEndTestsOnAzure(AzureSkopeoEndToEndFixture fixture, ITestOutputHelper output)
+    : SkopeoEndToEndSuite(fixture, output), IClassFixture<AzureSkopeoEndToEndFixture>;

@@ -53,6 +53,16 @@ public static class OciHttp
         return digest;
     }
 
+    /// <summary>One PATCH of content[offset..offset+length) with its Content-Range: 202 with the range the session then has.</summary>
+    public static async Task PatchChunkAsync(HttpClient client, Uri location, byte[] content, int offset, int length)
+    {
+        using var patch = new HttpRequestMessage(HttpMethod.Patch, location) { Content = new ByteArrayContent(content, offset, length) };
+        patch.Content.Headers.TryAddWithoutValidation("Content-Range", $"{offset}-{offset + length - 1}");
+        using var response = await client.SendAsync(patch);
+        await response.ExpectAsync(HttpStatusCode.Accepted);
+        Assert.Equal($"0-{offset + length - 1}", response.Headers.GetValues("Range").Single());
+    }
+
     public static string WithQuery(Uri location, string query) =>
         location.ToString() + (location.ToString().Contains('?') ? "&" : "?") + query;
 

@@ -43,36 +43,17 @@ public sealed class InMemoryRegistryServerFixture : RegistryServerFixture
 /// </summary>
 public sealed class AzureRegistryServerFixture : RegistryServerFixture
 {
-    protected override string? SkipReason => EmulatorSkipReason(Drivers.Azurite.Binary);
+    protected override string? SkipReason => ObjectStores.SkipReason(ObjectStores.Azure);
 
     /// <summary>A container of its own each time: a test that starts a server of its own on these arguments gets its own store.</summary>
-    public override string[] Arguments =>
-    [
-        "--Registry:Storage:Driver", "azure", "--Registry:Storage:Azure:ConnectionString", Drivers.Azurite.ConnectionString,
-        "--Registry:Storage:Azure:Container", $"api-{Guid.NewGuid():N}", "--Registry:Storage:Azure:BlockSize", "65536",
-    ];
-
-    internal static string? EmulatorSkipReason(string binary)
-    {
-        var reason = ObjectStoreEmulator.Unavailable(binary);
-        if (reason is not null && Environment.GetEnvironmentVariable("CI") == "true") throw new InvalidOperationException($"CI=true but {reason}");
-        return reason;
-    }
+    public override string[] Arguments => ObjectStores.Arguments(ObjectStores.Azure);
 }
 
 /// <summary>The same over the s3 driver on s3rver (a bucket of its own); skipped as the Azure one is.</summary>
 public sealed class S3RegistryServerFixture : RegistryServerFixture
 {
-    protected override string? SkipReason => AzureRegistryServerFixture.EmulatorSkipReason(Drivers.S3rver.Binary);
+    protected override string? SkipReason => ObjectStores.SkipReason(ObjectStores.S3);
 
     /// <summary>A bucket of its own each time, as for Azure.</summary>
-    public override string[] Arguments => BucketArguments(Drivers.S3rver.NewBucket(5 * 1024 * 1024));
-
-    private static string[] BucketArguments(Storage.Drivers.S3DriverOptions bucket) =>
-    [
-        "--Registry:Storage:Driver", "s3", "--Registry:Storage:S3:Bucket", bucket.Bucket, "--Registry:Storage:S3:Endpoint", bucket.Endpoint!,
-        "--Registry:Storage:S3:ForcePathStyle", "true", "--Registry:Storage:S3:AccessKey", Drivers.S3rver.AccessKey,
-        "--Registry:Storage:S3:SecretKey", Drivers.S3rver.SecretKey, "--Registry:Storage:S3:CreateBucket", "true",
-        "--Registry:Storage:S3:PartSize", "5242880",
-    ];
+    public override string[] Arguments => ObjectStores.Arguments(ObjectStores.S3);
 }

@@ -174,7 +174,8 @@ public static class RegistryApp
             if (options.Storage.Driver == StorageOptions.Azure)
             {
                 var azure = options.Storage.AzureBlob;
-                return new AzureBlobDriver(AzureBlobDriver.ContainerClient(azure), azure.RootPrefix, azure.BlockSize, provider.GetRequiredService<TimeProvider>(), azure.CreateContainer);
+                return new AzureBlobDriver(AzureBlobDriver.ContainerClient(azure), azure.RootPrefix, azure.BlockSize, provider.GetRequiredService<TimeProvider>(), azure.CreateContainer,
+                    azure.WriterLease, azure.RedirectDownloads ? azure.RedirectExpiry : null);
             }
             // The storage root itself, so every path is the file it always was; tags keep their lock files.
             var root = Path.GetFullPath(options.StorageRoot);

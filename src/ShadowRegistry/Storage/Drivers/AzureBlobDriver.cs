@@ -35,6 +35,21 @@ public sealed class AzureBlobDriverOptions
 
     /// <summary>How many bytes a writer gathers before it stages them as one block (at most 50,000 blocks per blob).</summary>
     public int BlockSize { get; set; } = 8 * 1024 * 1024;
+
+    /// <summary>
+    /// How long a writer's lease on its blob lasts without renewal (Azure allows 15 to 60 s): the longest a replica
+    /// that dies mid-chunk keeps that upload session from going on elsewhere.
+    /// </summary>
+    public TimeSpan WriterLease { get; set; } = AzureBlobDriver.MaxLease;
+
+    /// <summary>
+    /// Blob GET/HEAD redirect clients to the blob's URL with a read-only SAS for that one blob (off: the registry serves
+    /// the bytes). The SAS is signed with the account key, so this needs the key, not a SAS.
+    /// </summary>
+    public bool RedirectDownloads { get; set; }
+
+    /// <summary>How long a download SAS stays valid.</summary>
+    public TimeSpan RedirectExpiry { get; set; } = TimeSpan.FromMinutes(20);
 }
 
 /// <summary>
@@ -45,7 +60,7 @@ public sealed class AzureBlobDriverOptions
 /// <item>Conditional operations are Put Blob / Delete Blob with If-None-Match: * or If-Match: ETag, so they are atomic
 /// across every process using the container; <see cref="StorageVersion"/> is the ETag.</item>
 /// <item>A writer's state is the blob itself: it leases the blob at its path (one writer per path across processes; a
-/// lease left by a crashed process runs out after <see cref="LeaseDuration"/>), stages each <c>BlockSize</c> of
+/// lease left by a crashed process runs out after the writer lease, 60 s unless configured), stages each <c>BlockSize</c> of
 /// data as a block, and on Close commits the block list, so the blob's committed block list (ids and sizes) is
 /// the session's whole state, readable by any process that resumes it. Truncate re-stages the part of the cut block
 /// that stays (read back from the committed blob) and commits the shorter list at once. Bytes a writer staged but
@@ -61,11 +76,14 @@ public sealed class AzureBlobDriver : IStorageDriver, IStartupCheck
 {
     public const string DriverName = "azure";
 
-    /// <summary>How long a writer's lease lasts without renewal; a crashed writer blocks its path this long at most.</summary>
-    internal static readonly TimeSpan LeaseDuration = TimeSpan.FromSeconds(60);
+    /// <summary>The bounds Azure sets on a (finite) lease.</summary>
+    internal static readonly TimeSpan MinLease = TimeSpan.FromSeconds(15), MaxLease = TimeSpan.FromSeconds(60);
 
-    /// <summary>Renew a writer's lease before the next call once this much of it has passed.</summary>
-    private static readonly TimeSpan LeaseRenewAfter = TimeSpan.FromSeconds(20);
+    /// <summary>How long a writer's lease lasts without renewal; a crashed writer blocks its path this long at most.</summary>
+    private readonly TimeSpan leaseDuration;
+
+    /// <summary>Renew a writer's lease before the next call once this much of it has passed (a third of it).</summary>
+    private TimeSpan LeaseRenewAfter => leaseDuration / 3;
 
     /// <summary>Metadata holding the write time in milliseconds: Last-Modified only has whole seconds.</summary>
     private const string ModifiedKey = "srmodified";
@@ -79,10 +97,20 @@ public sealed class AzureBlobDriver : IStorageDriver, IStartupCheck
     private readonly TimeProvider time;
     private readonly bool createContainer;
 
+    /// <summary>How long a download SAS lasts; null when blob downloads are not redirected.</summary>
+    private readonly TimeSpan? redirectExpiry;
+
     public AzureBlobDriver(BlobContainerClient container, string rootPrefix = "", int blockSize = 8 * 1024 * 1024, TimeProvider? time = null,
-        bool createContainer = false)
+        bool createContainer = false, TimeSpan? writerLease = null, TimeSpan? redirectExpiry = null)
     {
+        // A SAS is signed locally with the account key; a client holding only a SAS (or a token) cannot sign one.
+        if (redirectExpiry is not null && !container.CanGenerateSasUri)
+            throw new InvalidOperationException("Registry:Storage:Azure:RedirectDownloads needs the account key (AccountKey, or a connection string with one) to sign download URLs");
+        this.redirectExpiry = redirectExpiry;
         this.createContainer = createContainer;
+        leaseDuration = writerLease ?? MaxLease;
+        if (leaseDuration < MinLease || leaseDuration > MaxLease)
+            throw new ArgumentOutOfRangeException(nameof(writerLease), leaseDuration, "Registry:Storage:Azure:WriterLease must be from 15 to 60 seconds (Azure's lease limits)");
         ArgumentOutOfRangeException.ThrowIfLessThan(blockSize, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(blockSize, 100 * 1024 * 1024);
         this.container = container;
@@ -276,7 +304,7 @@ public sealed class AzureBlobDriver : IStorageDriver, IStartupCheck
             await blob.UploadAsync(new MemoryStream([]), new BlobUploadOptions { Metadata = ModifiedNow() }, cancellationToken);
         }
         var lease = blob.GetBlobLeaseClient();
-        await lease.AcquireAsync(LeaseDuration, cancellationToken: cancellationToken);
+        await lease.AcquireAsync(leaseDuration, cancellationToken: cancellationToken);
         var leased = new BlobRequestConditions { LeaseId = lease.LeaseId };
         try
         {
@@ -379,7 +407,12 @@ public sealed class AzureBlobDriver : IStorageDriver, IStartupCheck
         return true;
     });
 
-    public Task<Uri?> RedirectUrlAsync(string path, HttpMethod method, CancellationToken cancellationToken) => Run(path, () => Task.FromResult((Uri?)null));
+    public Task<Uri?> RedirectUrlAsync(string path, HttpMethod method, CancellationToken cancellationToken) => Run(path, () =>
+    {
+        if (redirectExpiry is not { } expiry || (method != HttpMethod.Get && method != HttpMethod.Head)) return Task.FromResult((Uri?)null);
+        // Read-only, for this one blob, signed here without a call to the service.
+        return Task.FromResult((Uri?)Blob(path).GenerateSasUri(Azure.Storage.Sas.BlobSasPermissions.Read, time.GetUtcNow() + expiry));
+    });
 
     // ---- helpers ----
 
@@ -627,7 +660,7 @@ public sealed class AzureBlobDriver : IStorageDriver, IStartupCheck
 
         private async Task RenewIfDueAsync(CancellationToken cancellationToken)
         {
-            if (driver.time.GetElapsedTime(leaseRenewedAt) < LeaseRenewAfter) return;
+            if (driver.time.GetElapsedTime(leaseRenewedAt) < driver.LeaseRenewAfter) return;
             await lease.RenewAsync(cancellationToken: cancellationToken);
             leaseRenewedAt = driver.time.GetTimestamp();
         }
