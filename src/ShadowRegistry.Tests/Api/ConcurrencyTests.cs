@@ -15,12 +15,12 @@ public abstract class ConcurrencyTests(RegistryServerFixture fixture)
         var content = OciHttp.RandomBytes(4 * 1024 * 1024 + 123, 42);
         var digest = OciHttp.Sha256(content);
         var repositories = Enumerable.Range(0, 6).Select(i => $"race/new-{i}").ToArray();
-        using var gate = new ManualResetEventSlim(false);
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
 
         var tasks = Enumerable.Range(0, uploads).Select(i => Task.Run(async () =>
         {
             var repository = repositories[i % repositories.Length];
-            gate.Wait();
+            await gate.Task;
             // Half monolithic, half chunked: both finish paths race for the same digest.
             var pushed = i % 2 == 0
                 ? await client.PushBlobAsync(repository, content)
@@ -31,7 +31,7 @@ public abstract class ConcurrencyTests(RegistryServerFixture fixture)
             Assert.Equal(content.Length, head.Content.Headers.ContentLength);
             return repository;
         })).ToArray();
-        gate.Set();
+        gate.SetResult();
         await Task.WhenAll(tasks);
 
         foreach (var repository in repositories)
@@ -48,17 +48,17 @@ public abstract class ConcurrencyTests(RegistryServerFixture fixture)
     public async Task ConcurrentFirstPushesOfImagesToOneNewRepositoryAllSucceed()
     {
         const int pushes = 40;
-        using var gate = new ManualResetEventSlim(false);
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var tasks = Enumerable.Range(0, pushes).Select(i => Task.Run(async () =>
         {
-            gate.Wait();
+            await gate.Task;
             // Same layers for everyone (seed 7), a different tag each: shared blobs, distinct tag files.
             var (_, manifestDigest) = await client.PushImageAsync("race/first-push", $"job-{i}", seed: 7);
             using var get = await client.GetAsync($"v2/race/first-push/manifests/job-{i}");
             await get.ExpectAsync(HttpStatusCode.OK);
             Assert.Equal(manifestDigest, get.Headers.GetValues("Docker-Content-Digest").Single());
         })).ToArray();
-        gate.Set();
+        gate.SetResult();
         await Task.WhenAll(tasks);
 
         using var tags = await client.GetAsync("v2/race/first-push/tags/list");

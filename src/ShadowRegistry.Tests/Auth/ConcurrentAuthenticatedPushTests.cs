@@ -27,12 +27,12 @@ public sealed class ConcurrentAuthenticatedPushTests
         ];
         await using var server = await RegistryServer.StartAsync(args);
         using var handler = new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(1) };
-        using var gateOpen = new ManualResetEventSlim(false);
+        var gateOpen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
 
         var jobs = Enumerable.Range(0, Jobs).Select(i => Task.Run(async () =>
         {
             using var client = new HttpClient(handler, disposeHandler: false) { BaseAddress = server.BaseAddress, Timeout = TimeSpan.FromMinutes(1) };
-            gateOpen.Wait(TimeSpan.FromSeconds(30));
+            await gateOpen.Task.WaitAsync(TimeSpan.FromSeconds(30));
 
             using var tokenRequest = new HttpRequestMessage(HttpMethod.Get, $"auth/token?service={Service}&scope=repository:{Repository}:pull,push");
             tokenRequest.Headers.Authorization = Basic(gate.Name, gate.Password);
@@ -47,7 +47,7 @@ public sealed class ConcurrentAuthenticatedPushTests
             await get.ExpectAsync(HttpStatusCode.OK);
             Assert.Equal(digest, get.Headers.GetValues("Docker-Content-Digest").Single());
         })).ToArray();
-        gateOpen.Set();
+        gateOpen.SetResult();
         var all = Task.WhenAll(jobs);
         var finished = await Task.WhenAny(all, Task.Delay(TimeSpan.FromSeconds(90)));
         Assert.True(finished == all, "the concurrent pushes did not finish within 90 s");

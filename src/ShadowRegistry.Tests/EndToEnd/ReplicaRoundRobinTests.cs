@@ -45,14 +45,14 @@ public sealed class ReplicaRoundRobinTests(ITestOutputHelper output)
         try
         {
             for (var i = 0; i < Clients; i++) proxies.Add(await AlternatingProxy.StartAsync(a.BaseAddress, b.BaseAddress));
-            using var gate = new ManualResetEventSlim(false);
+            var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             var clients = proxies.Select((proxy, i) => Task.Run(async () =>
             {
-                gate.Wait();
+                await gate.Task;
                 if (i < SkopeoClients) await SkopeoPushAndPullAsync(sandbox, proxy, i);
                 else await HttpPushAndPullAsync(proxy, i);
             })).ToArray();
-            gate.Set();
+            gate.SetResult();
             await Task.WhenAll(clients);
 
             // Strict alternation per client: both replicas served every client, each half of its requests.
