@@ -1,6 +1,8 @@
 using System.Net;
+using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json.Nodes;
+using ShadowRegistry.Cli;
 using ShadowRegistry.Sync;
 using ShadowRegistry.Tests.Changes;
 using ShadowRegistry.Tests.Infrastructure;
@@ -70,6 +72,91 @@ public sealed class SyncTests(SyncRegistries registries) : IClassFixture<SyncReg
         Assert.True(sync.InSync);
         Assert.Equal("local", (await destination.GetManifestAsync("keep/app", "mine")).Source);
         Assert.False((await CheckAsync("keep/app")).InSync); // mirroring rules: the extra tag makes them differ
+    }
+
+    /// <summary>
+    /// --semver keeps only tags that are versions in the range, on both sides, for the sync and the check alike:
+    /// tags outside it (or no version at all) are neither copied nor deleted nor compared; with --tag-regex a tag must
+    /// pass both filters.
+    /// </summary>
+    [Fact]
+    public async Task ASemverRangeLimitsThePlanAndTheCheckToTheSameTags()
+    {
+        using var source = Source.CreateClient();
+        using var destination = Destination.CreateClient();
+        const string repository = "semver/app";
+        var seed = 10;
+        foreach (var tag in new[] { "1.0.0", "v1.2.0", "1.5", "1.9.9-rc.1", "2.0.0", "latest", "build-7" })
+            await source.PushImageAsync(repository, tag, seed: seed++);
+        foreach (var tag in new[] { "1.3.0", "2.1.0", "latest" }) await destination.PushImageAsync(repository, tag, seed: seed++);
+        var (src, dst) = ($"http://{Source.HostPort}/{repository}", $"http://{Destination.HostPort}/{repository}");
+
+        var before = await RunCliAsync(false, "--semver", ">=1.2 <2", src, dst);
+        Assert.Equal(SyncCommand.NotInSync, before.Exit);
+        Assert.Equal(["1.3.0 extra", "1.5 missing", "v1.2.0 missing"], Differences(before.Output));
+
+        var sync = await RunCliAsync(true, "--semver", ">=1.2 <2", src, dst);
+        Assert.True(sync.Exit == SyncCommand.InSync, sync.Output + sync.Errors);
+        Assert.Equal(["1.5", "2.1.0", "latest", "v1.2.0"], await TagsAsync(destination, repository));
+        Assert.Equal(SyncCommand.InSync, (await RunCliAsync(false, "--semver", ">=1.2 <2", src, dst)).Exit);
+        Assert.Contains("0 write(s)", (await RunCliAsync(true, "--semver", ">=1.2 <2", src, dst)).Output);
+        // Unfiltered, the tags the range left out still differ.
+        var all = await RunCliAsync(false, src, dst);
+        Assert.Equal(SyncCommand.NotInSync, all.Exit);
+        Assert.Equal(["1.0.0 missing", "1.9.9-rc.1 missing", "2.0.0 missing", "2.1.0 extra", "build-7 missing", "latest mutated"], Differences(all.Output));
+
+        // Both filters: a version in range that also matches the pattern.
+        var both = await RunCliAsync(false, "--semver", "^1", "--tag-regex", "^v", src, dst);
+        Assert.Equal(SyncCommand.InSync, both.Exit);
+        Assert.Equal(SyncCommand.Error, (await RunCliAsync(false, "--semver", ">=banana", src, dst)).Exit);
+
+        static List<string> Differences(string output) => output.Split('\n').Where(l => l.StartsWith("  ", StringComparison.Ordinal))
+            .Select(l => l.Trim().Split(' ')).Select(w => $"{w[0][(w[0].LastIndexOf(':') + 1)..]} {w[1]}").Order(StringComparer.Ordinal).ToList();
+    }
+
+    /// <summary>
+    /// A prefix source takes every repository under it from the catalog (not those merely starting with the same
+    /// letters), each to the same name under the destination prefix, with --strip-prefix taking the source's off.
+    /// </summary>
+    [Fact]
+    public async Task APrefixSourceSyncsEveryRepositoryUnderItFromTheCatalog()
+    {
+        using var source = Source.CreateClient();
+        using var destination = Destination.CreateClient();
+        var (_, a) = await source.PushImageAsync("nsprefix/team/a", "v1", seed: 31);
+        var (_, c) = await source.PushImageAsync("nsprefix/team/b/c", "v2", seed: 32);
+        await source.PushImageAsync("nsprefix/teamother/x", "v1", seed: 33);
+        await destination.PushImageAsync("backup/b/c", "stale", seed: 34);
+        var (src, dst) = ($"http://{Source.HostPort}/nsprefix/team/*", $"http://{Destination.HostPort}/backup/*");
+
+        var sync = await RunCliAsync(true, "--strip-prefix", "nsprefix/team", src, dst);
+        Assert.True(sync.Exit == SyncCommand.InSync, sync.Output + sync.Errors);
+        Assert.Contains("in sync: backup/a ", sync.Output);
+        Assert.Contains("in sync: backup/b/c ", sync.Output);
+        Assert.Equal(a, (await destination.GetManifestAsync("backup/a", "v1")).Digest);
+        Assert.Equal(c, (await destination.GetManifestAsync("backup/b/c", "v2")).Digest);
+        Assert.Equal(["v2"], await TagsAsync(destination, "backup/b/c"));
+        using (var never = await destination.GetAsync("v2/backup/x/tags/list")) Assert.Equal(HttpStatusCode.NotFound, never.StatusCode);
+        Assert.Equal(SyncCommand.InSync, (await RunCliAsync(false, "--strip-prefix", "nsprefix/team", src, dst)).Exit);
+
+        // Without stripping, the whole source name goes under the destination prefix.
+        var whole = await RunCliAsync(false, src, dst);
+        Assert.Equal(SyncCommand.NotInSync, whole.Exit);
+        Assert.Contains("NOT in sync: backup/nsprefix/team/a ", whole.Output);
+    }
+
+    private static async Task<(int Exit, string Output, string Errors)> RunCliAsync(bool sync, params string[] args)
+    {
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+        var exit = await SyncCommand.RunAsync(args, sync, stdout, stderr, _ => null, CancellationToken.None);
+        return (exit, stdout.ToString(), stderr.ToString());
+    }
+
+    private static async Task<List<string>> TagsAsync(HttpClient client, string repository)
+    {
+        var list = await client.GetFromJsonAsync<JsonObject>($"v2/{repository}/tags/list");
+        return list!["tags"]!.AsArray().Select(t => t!.GetValue<string>()).Order(StringComparer.Ordinal).ToList();
     }
 
     /// <summary>

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Semver;
 using ShadowRegistry.Sync;
 
 namespace ShadowRegistry.Cli;
@@ -33,6 +34,9 @@ public static class SyncCommand
           --dry-run                print the plan, change nothing (sync)
           --keep-extra             leave tags that only the destination has (publishing into a shared repository)
           --tag-regex <regex>      only tags matching it, on both sides
+          --semver <range>         only tags that are versions in this npm-style range, e.g. ">=1.2 <2" or "^1.4"
+                                   (v1.2.3, 1.2 and 1 read as versions; other tags are left out; with --tag-regex
+                                   a tag must match both)
           --dest-prefix <prefix>   put before each destination repository name
           --strip-prefix <prefix>  take off the front of each source repository name
           --src-creds <user:pass>  source credentials (else SHADOWREGISTRY_SRC_CREDS, else the Docker/Podman auth file)
@@ -64,6 +68,7 @@ public static class SyncCommand
                     case "--dry-run": options = options with { DryRun = true }; break;
                     case "--keep-extra": options = options with { KeepExtra = true }; break;
                     case "--tag-regex": options = options with { TagFilter = new Regex(Value(), RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1)) }; break;
+                    case "--semver": options = options with { VersionRange = SemVersionRange.ParseNpm(Value()) }; break;
                     case "--dest-prefix": options = options with { DestinationPrefix = Value() }; break;
                     case "--strip-prefix": options = options with { StripPrefix = Value() }; break;
                     case "--src-creds": sourceCredentials = Value(); break;

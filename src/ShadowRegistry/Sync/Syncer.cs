@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Semver;
 using ShadowRegistry.Domain;
 using ShadowRegistry.Manifests;
 
@@ -14,11 +15,25 @@ public sealed record SyncOptions
     /// <summary>Only tags matching this pattern take part, on both sides.</summary>
     public Regex? TagFilter { get; init; }
 
+    /// <summary>
+    /// Only tags that are versions (<c>1</c>, <c>1.2</c>, <c>v1.2.3</c>, <c>1.2.3-rc.1</c>) inside this npm-style range
+    /// take part, on both sides; other tags are left out. With <see cref="TagFilter"/> too, a tag must pass both.
+    /// </summary>
+    public SemVersionRange? VersionRange { get; init; }
+
     /// <summary>Put before each destination repository name (after <see cref="StripPrefix"/> is taken off).</summary>
     public string? DestinationPrefix { get; init; }
 
     /// <summary>Taken off the front of each source repository name for the destination.</summary>
     public string? StripPrefix { get; init; }
+
+    /// <summary>How tags are read as versions for <see cref="VersionRange"/>: a leading v and a missing minor or patch are allowed.</summary>
+    public const SemVersionStyles TagVersionStyles = SemVersionStyles.AllowV | SemVersionStyles.OptionalMinorPatch;
+
+    /// <summary>Whether a tag takes part: the one filter both the plan and the check apply, so they manage the same tags.</summary>
+    public bool Includes(string tag) =>
+        (TagFilter is null || TagFilter.IsMatch(tag))
+        && (VersionRange is null || (SemVersion.TryParse(tag, TagVersionStyles, out var version) && VersionRange.Contains(version)));
 }
 
 /// <summary>What a sync or check found and did.</summary>
@@ -118,7 +133,7 @@ public sealed class Syncer(OciRegistryClient source, RegistryReference from, Oci
         var result = new Dictionary<string, Digest>(StringComparer.Ordinal);
         foreach (var tag in tags)
         {
-            if (options.TagFilter is { } filter && !filter.IsMatch(tag)) continue;
+            if (!options.Includes(tag)) continue;
             if (await client.ResolveAsync(repository, tag, cancellationToken) is { } digest) result[tag] = digest;
         }
         return result;
