@@ -252,7 +252,8 @@ public sealed class ReplicationTests
         Assert.Equal(mine, (await clientB.GetManifestAsync(deleted.Repository!, "mine")).Digest);
     }
 
-    private static async Task<string> PushReferrerAsync(HttpClient client, string repository, string subject)
+    /// <summary>Pushes an SBOM-like artifact whose subject is <paramref name="subject"/> (an OCI image manifest), by digest; returns its digest.</summary>
+    internal static async Task<string> PushReferrerAsync(HttpClient client, string repository, string subject)
     {
         var config = Encoding.UTF8.GetBytes("{}");
         var configDigest = await client.PushBlobAsync(repository, config);

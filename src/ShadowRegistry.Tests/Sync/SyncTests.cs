@@ -240,6 +240,109 @@ public sealed class SyncTests(SyncRegistries registries) : IClassFixture<SyncReg
         Assert.True((await SyncAsync("faults/app")).InSync);
     }
 
+    /// <summary>
+    /// A blob copy whose connection drops mid-way resumes from where the destination's upload session stands (asked
+    /// with a GET on the session), reading the source again with a Range request from there: neither side sees the
+    /// whole blob twice, and the blob arrives byte-identical. Once with the source's download breaking off, once with
+    /// an upload chunk breaking off on its way to the destination.
+    /// </summary>
+    [Theory]
+    [InlineData("source")]
+    [InlineData("destination")]
+    public async Task ABlobCopyThatDropsMidwayResumesFromTheOffsetTheDestinationReports(string side)
+    {
+        const int size = 1 << 20, chunk = 128 << 10;
+        var repository = $"resume/{side}";
+        var blob = OciHttp.RandomBytes(size, 4242 + side.Length);
+        using (var source = Source.CreateClient()) await source.PushBlobAsync(repository, blob);
+        var digest = ShadowRegistry.Domain.Digest.Parse(OciHttp.Sha256(blob));
+        // Source: the first download breaks off at 600 KiB. Destination: the third chunk breaks off half-way.
+        var downloads = new WireCounter { CutDownloadAt = side == "source" ? 600 << 10 : null };
+        var uploads = new WireCounter { CutUploadNumber = side == "destination" ? 3 : null };
+        using var from = new OciRegistryClient(Source.BaseAddress, null, downloads);
+        using var to = new OciRegistryClient(Destination.BaseAddress, null, uploads) { UploadChunkSize = chunk };
+        long reported = 0;
+        await to.CopyBlobAsync(from, repository, repository, digest, size, CancellationToken.None, n => Interlocked.Add(ref reported, n));
+
+        Assert.Equal(1, downloads.Cuts + uploads.Cuts);
+        // The second download asked for the rest only, from a chunk boundary the destination reported.
+        var resumedAt = Assert.Single(downloads.Ranges.OfType<long>());
+        Assert.True(resumedAt > 0 && resumedAt % chunk == 0, $"resumed at {resumedAt}");
+        Assert.Equal(side == "source" ? 4 * chunk : 2 * chunk, resumedAt);
+        Assert.True(downloads.Bytes < size + chunk, $"{downloads.Bytes} bytes downloaded for a {size}-byte blob");
+        Assert.True(uploads.Bytes < size + chunk, $"{uploads.Bytes} bytes uploaded for a {size}-byte blob");
+        Assert.Equal(uploads.Bytes, reported);
+        using var destination = Destination.CreateClient();
+        Assert.Equal(blob, await destination.GetByteArrayAsync($"v2/{repository}/blobs/{digest}"));
+    }
+
+    /// <summary>
+    /// In front of a real registry: counts blob bytes that cross the wire each way and the Range of each blob download,
+    /// and can break the first download off after some bytes, or one upload chunk half-way, as a dropped connection does.
+    /// </summary>
+    private sealed class WireCounter() : DelegatingHandler(new SocketsHttpHandler())
+    {
+        public long? CutDownloadAt { get; init; }
+        public int? CutUploadNumber { get; init; }
+        public long Bytes;
+        public int Cuts;
+        public List<long?> Ranges { get; } = [];
+        private int uploadNumber;
+        private int downloadNumber;
+
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            var path = request.RequestUri!.AbsolutePath;
+            if (request.Content is { } content && path.Contains("/blobs/uploads/") && (request.Method == HttpMethod.Patch || request.Method == HttpMethod.Put))
+            {
+                var cut = ++uploadNumber == CutUploadNumber ? content.Headers.ContentLength / 2 : null;
+                var counted = new StreamContent(new CountingStream(await content.ReadAsStreamAsync(cancellationToken), cut, n => Interlocked.Add(ref Bytes, n)));
+                foreach (var header in content.Headers) counted.Headers.TryAddWithoutValidation(header.Key, header.Value);
+                request.Content = counted;
+                if (cut is not null) Cuts++;
+            }
+            var response = await base.SendAsync(request, cancellationToken);
+            if (request.Method != HttpMethod.Get || !path.Contains("/blobs/sha256:") || !response.IsSuccessStatusCode) return response;
+            lock (Ranges) Ranges.Add(request.Headers.Range?.Ranges.Single().From);
+            // Counted as the client reads it: a download it gives up on counts only what it took.
+            var cutAt = Interlocked.Increment(ref downloadNumber) == 1 ? CutDownloadAt : null;
+            if (cutAt is not null) Cuts++;
+            var replaced = new HttpResponseMessage(response.StatusCode)
+            {
+                Content = new StreamContent(new CountingStream(await response.Content.ReadAsStreamAsync(cancellationToken), cutAt, n => Interlocked.Add(ref Bytes, n))),
+            };
+            foreach (var header in response.Content.Headers) replaced.Content.Headers.TryAddWithoutValidation(header.Key, header.Value);
+            return replaced;
+        }
+    }
+
+    /// <summary>Reads through, counting; with a cut, fails after that many bytes as a dropped connection does.</summary>
+    private sealed class CountingStream(Stream inner, long? cut, Action<int> counted) : Stream
+    {
+        private long position;
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => position; set => throw new NotSupportedException(); }
+        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (cut is { } c && position >= c) throw new IOException("connection dropped (injected)");
+            var limit = cut is { } at ? (int)Math.Min(buffer.Length, at - position) : buffer.Length;
+            var read = await inner.ReadAsync(buffer[..limit], cancellationToken);
+            position += read;
+            counted(read);
+            return read;
+        }
+
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
     private async Task<SyncReport> SyncAsync(string repository, SyncOptions? options = null, HttpMessageHandler? sourceHandler = null,
         HttpMessageHandler? destinationHandler = null)
     {

@@ -133,7 +133,8 @@ public sealed class Syncer(OciRegistryClient source, RegistryReference from, Oci
         var result = new Dictionary<string, Digest>(StringComparer.Ordinal);
         foreach (var tag in tags)
         {
-            if (!options.Includes(tag)) continue;
+            // Referrers tag-schema indexes go with their subject (see CopyManifestAsync), not as tags of their own.
+            if (!options.Includes(tag) || OciRegistryClient.IsReferrersTag(tag)) continue;
             if (await client.ResolveAsync(repository, tag, cancellationToken) is { } digest) result[tag] = digest;
         }
         return result;
@@ -161,12 +162,16 @@ public sealed class Syncer(OciRegistryClient source, RegistryReference from, Oci
         }
         if (await destination.ResolveAsync(destinationRepository, digest.ToString(), cancellationToken) is null)
             await destination.PutManifestAsync(destinationRepository, digest.ToString(), manifest, cancellationToken);
-        // Signatures and SBOMs travel with what they describe.
-        foreach (var referrer in await source.ReferrersAsync(sourceRepository, digest, cancellationToken))
+        // Signatures and SBOMs travel with what they describe. A destination without the referrers API finds them
+        // through the referrers tag schema, which the pusher keeps: the index tagged <alg>-<hex> of the subject.
+        var referrers = await source.ReferrersAsync(sourceRepository, digest, cancellationToken);
+        foreach (var referrer in referrers)
         {
-            if (await destination.ResolveAsync(destinationRepository, referrer.ToString(), cancellationToken) is not null) continue;
-            await CopyManifestAsync(sourceRepository, destinationRepository, referrer, cancellationToken, depth + 1);
+            if (await destination.ResolveAsync(destinationRepository, referrer.Digest.ToString(), cancellationToken) is not null) continue;
+            await CopyManifestAsync(sourceRepository, destinationRepository, referrer.Digest, cancellationToken, depth + 1);
         }
+        if (referrers.Count > 0 && !await destination.HasReferrersApiAsync(destinationRepository, digest, cancellationToken))
+            await destination.AddToReferrersTagAsync(destinationRepository, digest, referrers, cancellationToken);
         copied.Add((destinationRepository, digest));
         return manifest;
     }
