@@ -46,8 +46,9 @@ public static class SyncCommand
           --attempts <n>           attempts per request (retries 429, 5xx and dropped connections; default 5)
         """;
 
+    /// <param name="terminal">Standard error is a terminal: progress is a status line redrawn in place, not log lines.</param>
     public static async Task<int> RunAsync(string[] args, bool sync, TextWriter output, TextWriter errors, Func<string, string?> environment,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, bool terminal = false)
     {
         var positional = new List<string>();
         var options = new SyncOptions();
@@ -101,8 +102,11 @@ public static class SyncCommand
                 insecure: insecure, maxAttempts: attempts, requestsPerSecond: rate);
             using var destination = new OciRegistryClient(to.Registry, Credentials(destinationCredentials ?? environment("SHADOWREGISTRY_DEST_CREDS"), to, environment),
                 insecure: insecure, maxAttempts: attempts, requestsPerSecond: rate);
-            var syncer = new Syncer(source, from, destination, to, options, line => output.WriteLine(line));
+            var progress = new SyncProgress(TimeProvider.System);
+            using var display = new SyncProgressDisplay(progress, output, errors, terminal && sync && !options.DryRun, TimeProvider.System);
+            var syncer = new Syncer(source, from, destination, to, options, display.Log, sync && !options.DryRun ? progress : null);
             var report = sync ? await syncer.SyncAsync(cancellationToken) : await syncer.CheckAsync(cancellationToken);
+            if (sync && !options.DryRun) display.Finish();
             foreach (var failure in report.Failures) errors.WriteLine($"failed: {failure}");
             foreach (var check in report.Checks)
             {

@@ -49,7 +49,7 @@ public sealed record SyncReport(IReadOnlyList<CheckResult> Checks, IReadOnlyList
 /// do not stop the other tags.
 /// </summary>
 public sealed class Syncer(OciRegistryClient source, RegistryReference from, OciRegistryClient destination, RegistryReference to,
-    SyncOptions options, Action<string>? log = null)
+    SyncOptions options, Action<string>? log = null, SyncProgress? progress = null)
 {
     private readonly HashSet<(string, Digest)> copied = [];
 
@@ -69,6 +69,7 @@ public sealed class Syncer(OciRegistryClient source, RegistryReference from, Oci
         {
             var (sourceTags, destinationTags) = (await TagsAsync(source, sourceRepository, cancellationToken), await TagsAsync(destination, destinationRepository, cancellationToken));
             var plan = SyncPlan.Compute(sourceTags, destinationTags, options.KeepExtra);
+            if (!options.DryRun) progress?.Planned(plan.Count(step => step.Action != TagAction.KeepExtra));
             foreach (var step in plan)
             {
                 log?.Invoke($"{(options.DryRun ? "would " : "")}{step.Action.ToString().ToLowerInvariant()} {destinationRepository}:{step.Tag}"
@@ -91,6 +92,7 @@ public sealed class Syncer(OciRegistryClient source, RegistryReference from, Oci
                     failures.Add($"{destinationRepository}:{step.Tag}: {e.Message}");
                     log?.Invoke($"failed {destinationRepository}:{step.Tag}: {e.Message}");
                 }
+                progress?.Done($"{destinationRepository}:{step.Tag}");
             }
         }
         // The check that decides success is the same computation, done afresh on both sides.
@@ -180,7 +182,7 @@ public sealed class Syncer(OciRegistryClient source, RegistryReference from, Oci
     {
         if (await destination.BlobSizeAsync(destinationRepository, digest, cancellationToken) == size) return;
         if (from.SameRegistryAs(to) && await destination.MountAsync(destinationRepository, digest, sourceRepository, cancellationToken)) return;
-        await destination.CopyBlobAsync(source, sourceRepository, destinationRepository, digest, size, cancellationToken);
+        await destination.CopyBlobAsync(source, sourceRepository, destinationRepository, digest, size, cancellationToken, progress is null ? null : progress.Sent);
     }
 
     /// <summary>
