@@ -218,15 +218,18 @@ public sealed class OciRegistryClient : IDisposable
                     var length = Math.Min(size - offset, Math.Max(1, UploadChunkSize));
                     var last = offset + length == size;
                     var target = last ? session + (session.Contains('?') ? "&" : "?") + $"digest={digest}" : session;
-                    // Not retried by SendAsync (the body is a stream): a failure resumes in the loop above.
+                    // Not retried by SendAsync (the body is a stream): a failure resumes in the loop above. A source that
+                    // breaks off cancels the chunk's request, so its connection is torn down at once and the destination
+                    // lets go of the session rather than wait for the rest of the chunk.
+                    using var chunk = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
                     using var request = new HttpRequestMessage(last ? HttpMethod.Put : HttpMethod.Patch, target)
                     {
-                        Content = new StreamContent(new SliceStream(body, length, sent), 256 << 10),
+                        Content = new StreamContent(new SliceStream(body, length, sent, chunk.Cancel), 256 << 10),
                     };
                     request.Content.Headers.ContentLength = length;
                     request.Content.Headers.ContentType = new MediaTypeHeaderValue(MediaTypes.OctetStream);
                     if (!last) request.Content.Headers.TryAddWithoutValidation("Content-Range", $"{offset}-{offset + length - 1}");
-                    using var response = await SendOnceAsync(request, repository, "pull,push", cancellationToken);
+                    using var response = await SendOnceAsync(request, repository, "pull,push", chunk.Token);
                     await EnsureAsync(response, $"upload of {digest} to {repository}");
                     if (last)
                     {
@@ -238,7 +241,7 @@ public sealed class OciRegistryClient : IDisposable
                 }
             }
             catch (Exception e) when (attempt < maxAttempts && !cancellationToken.IsCancellationRequested
-                                      && e is HttpRequestException or IOException or RegistryCallException { Status: null or >= HttpStatusCode.InternalServerError
+                                      && e is HttpRequestException or IOException or OperationCanceledException or RegistryCallException { Status: null or >= HttpStatusCode.InternalServerError
                                           or HttpStatusCode.TooManyRequests or HttpStatusCode.RequestedRangeNotSatisfiable or HttpStatusCode.NotFound })
             {
                 // A session the destination lost, or whose offset it cannot state (a "0-0" range is 0 or 1 bytes),
@@ -273,7 +276,7 @@ public sealed class OciRegistryClient : IDisposable
     }
 
     /// <summary>The next <c>length</c> bytes of a stream, as a stream of their own; a source that ends early is a dropped connection.</summary>
-    private sealed class SliceStream(Stream inner, long length, Action<long>? read) : Stream
+    private sealed class SliceStream(Stream inner, long length, Action<long>? read, Action broken) : Stream
     {
         private readonly long total = length;
         private long remaining = length;
@@ -289,8 +292,17 @@ public sealed class OciRegistryClient : IDisposable
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
             if (remaining == 0) return 0;
-            var n = await inner.ReadAsync(buffer[..(int)Math.Min(buffer.Length, remaining)], cancellationToken);
-            if (n == 0) throw new IOException($"the source ended {remaining} bytes early");
+            int n;
+            try
+            {
+                n = await inner.ReadAsync(buffer[..(int)Math.Min(buffer.Length, remaining)], cancellationToken);
+                if (n == 0) throw new IOException($"the source ended {remaining} bytes early");
+            }
+            catch (Exception e) when (e is IOException or HttpRequestException)
+            {
+                broken();
+                throw;
+            }
             remaining -= n;
             read?.Invoke(n);
             return n;
