@@ -304,7 +304,9 @@ public sealed class SyncTests(SyncRegistries registries) : IClassFixture<SyncReg
         var downloads = new WireCounter { CutDownloadAt = side == "source" ? 600 << 10 : null };
         var uploads = new WireCounter { CutUploadNumber = side == "destination" ? 3 : null };
         using var from = new OciRegistryClient(Source.BaseAddress, null, downloads);
-        using var to = new OciRegistryClient(Destination.BaseAddress, null, uploads) { UploadChunkSize = chunk };
+        // Attempts to spare: until the registry has seen the broken chunk's connection go, it holds the session busy
+        // and answers 416 (a bounded wait with back-off, longer on a loaded machine).
+        using var to = new OciRegistryClient(Destination.BaseAddress, null, uploads, maxAttempts: 8) { UploadChunkSize = chunk };
         long reported = 0;
         await to.CopyBlobAsync(from, repository, repository, digest, size, CancellationToken.None, n => Interlocked.Add(ref reported, n));
 
