@@ -159,6 +159,40 @@ public sealed class ReplicationTests
     }
 
     /// <summary>
+    /// A reconcile that cannot run at all (here the registry cannot read its own catalog) still shows in the status
+    /// and the metrics: when it ran, that it failed, and the failure count.
+    /// </summary>
+    [Fact]
+    public async Task AReconcileThatCannotRunIsCountedAsFailedInTheStatusAndTheMetrics()
+    {
+        var clock = new FakeTimeProvider();
+        await using var a = await RegistryServer.StartAsync(services => services.AddSingleton<TimeProvider>(clock),
+            "--Registry:Storage:Driver", "inmemory",
+            "--Replication:Destinations:standby:Url", "http://127.0.0.1:1/",
+            "--Replication:SourceUrl", "http://127.0.0.1:1/",
+            "--Replication:ReconcileInterval", "00:10:00",
+            "--Replication:RequestAttempts", "1");
+        var replication = a.Services.GetRequiredService<ReplicationService>();
+        var results = Channel.CreateUnbounded<ReplicationResult>();
+        replication.Processed += result => results.Writer.TryWrite(result);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var client = a.CreateClient();
+        Assert.Contains("shadowregistry_replication_lag_seconds{destination=\"standby\"} 0", await client.GetStringAsync("metrics"));
+
+        clock.Advance(TimeSpan.FromMinutes(10));
+        var reconciled = await results.Reader.ReadAsync(timeout.Token);
+        Assert.True(reconciled.Reconcile);
+        Assert.False(reconciled.Succeeded);
+        var status = replication.Status["standby"];
+        Assert.Equal(clock.GetUtcNow(), status.LastReconcile);
+        Assert.Equal(false, status.LastReconcileSucceeded);
+        Assert.Equal(1, status.Failures);
+        var metrics = await client.GetStringAsync("metrics");
+        Assert.Contains("shadowregistry_replication_reconciles_total{destination=\"standby\",outcome=\"failed\"} 1", metrics);
+        Assert.Contains($"shadowregistry_replication_last_reconcile_timestamp_seconds{{destination=\"standby\"}} {clock.GetUtcNow().ToUnixTimeSeconds()}", metrics);
+    }
+
+    /// <summary>
     /// Authentication on both sides, anonymous pull off: the replicator reads its own registry with tokens from its
     /// own token service (repositories and the catalog, for the reconcile) and writes with the destination's
     /// configured credentials through the destination's token endpoint.
@@ -252,7 +286,8 @@ public sealed class ReplicationTests
         Assert.Equal(mine, (await clientB.GetManifestAsync(deleted.Repository!, "mine")).Digest);
     }
 
-    private static async Task<string> PushReferrerAsync(HttpClient client, string repository, string subject)
+    /// <summary>Pushes an SBOM-like artifact whose subject is <paramref name="subject"/> (an OCI image manifest), by digest; returns its digest.</summary>
+    internal static async Task<string> PushReferrerAsync(HttpClient client, string repository, string subject)
     {
         var config = Encoding.UTF8.GetBytes("{}");
         var configDigest = await client.PushBlobAsync(repository, config);

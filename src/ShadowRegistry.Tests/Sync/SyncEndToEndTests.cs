@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using ShadowRegistry.Cli;
 using ShadowRegistry.Sync;
+using ShadowRegistry.Tests.Changes;
 using ShadowRegistry.Tests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -248,6 +249,58 @@ public sealed class SyncEndToEndTests(SyncEndToEndFixture fixture, ITestOutputHe
         Assert.Contains(":amd64 extra", sync.Output);
         var pulled = fixture.Sandbox.Folder("pulled", "platform");
         await fixture.Sandbox.Skopeo(output).RunAsync("copy", "--all", "--preserve-digests", "--src-tls-verify=false", $"docker://{destination}:multi", $"oci:{pulled}:multi");
+    }
+
+    /// <summary>
+    /// Referrers across a registry without the referrers API (distribution 2.8 answers it 404): written there through
+    /// the referrers tag schema (the index tagged sha256-&lt;hex&gt; of the subject), read back from it the same way,
+    /// and never synced or compared as a tag of its own.
+    /// </summary>
+    [SyncToolsFact]
+    public async Task ReferrersCrossDistributionThroughTheReferrersTagSchema()
+    {
+        var source = Repository("shadow1", "e2e/referrers/source");
+        var middle = Repository("dist1", "e2e/referrers/middle");
+        var back = Repository("shadow2", "e2e/referrers/back");
+        var far = Repository("dist2", "e2e/referrers/far");
+        await PushAsync("A", $"{source}:v1");
+        using var shadow1 = fixture.Shadow1.CreateClient();
+        var (subject, _) = await shadow1.GetManifestAsync("e2e/referrers/source", "v1");
+        var sbom = await ReplicationTests.PushReferrerAsync(shadow1, "e2e/referrers/source", subject);
+        var schemaTag = OciRegistryClient.ReferrersTag(ShadowRegistry.Domain.Digest.Parse(subject));
+
+        // This registry -> distribution: the referrer lands, listed by the tag-schema index; in sync, and stays so.
+        Assert.Equal(SyncCommand.InSync, (await RunAsync(true, $"http://{source}", $"http://{middle}")).Exit);
+        using var distribution1 = fixture.Distribution1.CreateClient();
+        using (var referrers = await distribution1.GetAsync($"v2/e2e/referrers/middle/referrers/{subject}"))
+            Assert.Equal(HttpStatusCode.NotFound, referrers.StatusCode);
+        Assert.Equal([sbom], await SchemaIndexAsync(distribution1, "e2e/referrers/middle", schemaTag));
+        using (var copied = await GetRawAsync(distribution1, "e2e/referrers/middle", sbom)) await copied.ExpectAsync(HttpStatusCode.OK);
+        Assert.Equal([schemaTag, "v1"], await TagsAsync(distribution1, "e2e/referrers/middle"));
+        Assert.Equal(SyncCommand.InSync, (await RunAsync(false, $"http://{source}", $"http://{middle}")).Exit);
+        Assert.Contains("0 write(s)", (await RunAsync(true, $"http://{source}", $"http://{middle}")).Output);
+
+        // Distribution -> this registry: read through the tag schema, served by the referrers API here, no extra tag.
+        Assert.Equal(SyncCommand.InSync, (await RunAsync(true, $"http://{middle}", $"http://{back}")).Exit);
+        using var shadow2 = fixture.Shadow2.CreateClient();
+        var listed = await shadow2.GetFromJsonAsync<JsonObject>($"v2/e2e/referrers/back/referrers/{subject}");
+        Assert.Equal([sbom], listed!["manifests"]!.AsArray().Select(m => m!["digest"]!.GetValue<string>()));
+        Assert.Equal(["v1"], await TagsAsync(shadow2, "e2e/referrers/back"));
+
+        // Distribution -> distribution: read and written through the tag schema.
+        Assert.Equal(SyncCommand.InSync, (await RunAsync(true, $"http://{middle}", $"http://{far}")).Exit);
+        using var distribution2 = fixture.Distribution2.CreateClient();
+        Assert.Equal([sbom], await SchemaIndexAsync(distribution2, "e2e/referrers/far", schemaTag));
+        Assert.Contains("0 write(s)", (await RunAsync(true, $"http://{middle}", $"http://{far}")).Output);
+
+        static async Task<List<string>> SchemaIndexAsync(HttpClient client, string repository, string tag)
+        {
+            using var response = await GetRawAsync(client, repository, tag);
+            await response.ExpectAsync(HttpStatusCode.OK);
+            var index = JsonNode.Parse(await response.Content.ReadAsByteArrayAsync())!;
+            Assert.Equal("application/vnd.example.sbom", index["manifests"]![0]!["artifactType"]!.GetValue<string>());
+            return index["manifests"]!.AsArray().Select(m => m!["digest"]!.GetValue<string>()).ToList();
+        }
     }
 
     [SyncToolsFact]

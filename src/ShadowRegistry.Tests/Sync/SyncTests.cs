@@ -1,6 +1,8 @@
 using System.Net;
+using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json.Nodes;
+using ShadowRegistry.Cli;
 using ShadowRegistry.Sync;
 using ShadowRegistry.Tests.Changes;
 using ShadowRegistry.Tests.Infrastructure;
@@ -70,6 +72,135 @@ public sealed class SyncTests(SyncRegistries registries) : IClassFixture<SyncReg
         Assert.True(sync.InSync);
         Assert.Equal("local", (await destination.GetManifestAsync("keep/app", "mine")).Source);
         Assert.False((await CheckAsync("keep/app")).InSync); // mirroring rules: the extra tag makes them differ
+    }
+
+    /// <summary>
+    /// --semver keeps only tags that are versions in the range, on both sides, for the sync and the check alike:
+    /// tags outside it (or no version at all) are neither copied nor deleted nor compared; with --tag-regex a tag must
+    /// pass both filters.
+    /// </summary>
+    [Fact]
+    public async Task ASemverRangeLimitsThePlanAndTheCheckToTheSameTags()
+    {
+        using var source = Source.CreateClient();
+        using var destination = Destination.CreateClient();
+        const string repository = "semver/app";
+        var seed = 10;
+        foreach (var tag in new[] { "1.0.0", "v1.2.0", "1.5", "1.9.9-rc.1", "2.0.0", "latest", "build-7" })
+            await source.PushImageAsync(repository, tag, seed: seed++);
+        foreach (var tag in new[] { "1.3.0", "2.1.0", "latest" }) await destination.PushImageAsync(repository, tag, seed: seed++);
+        var (src, dst) = ($"http://{Source.HostPort}/{repository}", $"http://{Destination.HostPort}/{repository}");
+
+        var before = await RunCliAsync(false, "--semver", ">=1.2 <2", src, dst);
+        Assert.Equal(SyncCommand.NotInSync, before.Exit);
+        Assert.Equal(["1.3.0 extra", "1.5 missing", "v1.2.0 missing"], Differences(before.Output));
+
+        var sync = await RunCliAsync(true, "--semver", ">=1.2 <2", src, dst);
+        Assert.True(sync.Exit == SyncCommand.InSync, sync.Output + sync.Errors);
+        Assert.Equal(["1.5", "2.1.0", "latest", "v1.2.0"], await TagsAsync(destination, repository));
+        Assert.Equal(SyncCommand.InSync, (await RunCliAsync(false, "--semver", ">=1.2 <2", src, dst)).Exit);
+        Assert.Contains("0 write(s)", (await RunCliAsync(true, "--semver", ">=1.2 <2", src, dst)).Output);
+        // Unfiltered, the tags the range left out still differ.
+        var all = await RunCliAsync(false, src, dst);
+        Assert.Equal(SyncCommand.NotInSync, all.Exit);
+        Assert.Equal(["1.0.0 missing", "1.9.9-rc.1 missing", "2.0.0 missing", "2.1.0 extra", "build-7 missing", "latest mutated"], Differences(all.Output));
+
+        // Both filters: a version in range that also matches the pattern.
+        var both = await RunCliAsync(false, "--semver", "^1", "--tag-regex", "^v", src, dst);
+        Assert.Equal(SyncCommand.InSync, both.Exit);
+        Assert.Equal(SyncCommand.Error, (await RunCliAsync(false, "--semver", ">=banana", src, dst)).Exit);
+
+        static List<string> Differences(string output) => output.Split('\n').Where(l => l.StartsWith("  ", StringComparison.Ordinal))
+            .Select(l => l.Trim().Split(' ')).Select(w => $"{w[0][(w[0].LastIndexOf(':') + 1)..]} {w[1]}").Order(StringComparer.Ordinal).ToList();
+    }
+
+    /// <summary>
+    /// A prefix source takes every repository under it from the catalog (not those merely starting with the same
+    /// letters), each to the same name under the destination prefix, with --strip-prefix taking the source's off.
+    /// </summary>
+    [Fact]
+    public async Task APrefixSourceSyncsEveryRepositoryUnderItFromTheCatalog()
+    {
+        using var source = Source.CreateClient();
+        using var destination = Destination.CreateClient();
+        var (_, a) = await source.PushImageAsync("nsprefix/team/a", "v1", seed: 31);
+        var (_, c) = await source.PushImageAsync("nsprefix/team/b/c", "v2", seed: 32);
+        await source.PushImageAsync("nsprefix/teamother/x", "v1", seed: 33);
+        await destination.PushImageAsync("backup/b/c", "stale", seed: 34);
+        var (src, dst) = ($"http://{Source.HostPort}/nsprefix/team/*", $"http://{Destination.HostPort}/backup/*");
+
+        var sync = await RunCliAsync(true, "--strip-prefix", "nsprefix/team", src, dst);
+        Assert.True(sync.Exit == SyncCommand.InSync, sync.Output + sync.Errors);
+        Assert.Contains("in sync: backup/a ", sync.Output);
+        Assert.Contains("in sync: backup/b/c ", sync.Output);
+        Assert.Equal(a, (await destination.GetManifestAsync("backup/a", "v1")).Digest);
+        Assert.Equal(c, (await destination.GetManifestAsync("backup/b/c", "v2")).Digest);
+        Assert.Equal(["v2"], await TagsAsync(destination, "backup/b/c"));
+        using (var never = await destination.GetAsync("v2/backup/x/tags/list")) Assert.Equal(HttpStatusCode.NotFound, never.StatusCode);
+        Assert.Equal(SyncCommand.InSync, (await RunCliAsync(false, "--strip-prefix", "nsprefix/team", src, dst)).Exit);
+
+        // Without stripping, the whole source name goes under the destination prefix.
+        var whole = await RunCliAsync(false, src, dst);
+        Assert.Equal(SyncCommand.NotInSync, whole.Exit);
+        Assert.Contains("NOT in sync: backup/nsprefix/team/a ", whole.Output);
+    }
+
+    /// <summary>
+    /// Off a terminal, progress is a plain line on standard error after each tag (tags and bytes done, bytes/s) and a
+    /// summary at the end; standard output keeps the plan and the check as before.
+    /// </summary>
+    [Fact]
+    public async Task OffATerminalProgressIsAPlainLinePerTag()
+    {
+        using var source = Source.CreateClient();
+        await source.PushImageAsync("progress/app", "v1", seed: 51);
+        await source.PushImageAsync("progress/app", "v2", seed: 52);
+        var sync = await RunCliAsync(true, $"http://{Source.HostPort}/progress/app", $"http://{Destination.HostPort}/progress/app");
+        Assert.Equal(SyncCommand.InSync, sync.Exit);
+        var lines = sync.Errors.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Matches(@"^progress: progress/app:v1 done; 1/2 tags, [0-9.]+ KiB sent, [0-9.]+ [KMG]?i?B/s$", lines[0]);
+        Assert.Matches(@"^progress: progress/app:v2 done; 2/2 tags, [0-9.]+ KiB sent", lines[1]);
+        Assert.Matches(@"^synced 2/2 tags, [0-9.]+ KiB sent, .* in [0-9.]+ s$", lines[2]);
+        Assert.DoesNotContain('\u001b', sync.Errors);
+        Assert.Contains("copy progress/app:v1 -> sha256:", sync.Output);
+        Assert.Contains("in sync: progress/app ", sync.Output);
+    }
+
+    /// <summary>On a terminal: one status line redrawn in place, cleared before each log line and at the end.</summary>
+    [Fact]
+    public void OnATerminalProgressIsOneStatusLineRedrawnInPlace()
+    {
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        var progress = new SyncProgress(clock);
+        using var output = new StringWriter();
+        using var errors = new StringWriter();
+        using var display = new SyncProgressDisplay(progress, output, errors, terminal: true, clock);
+        progress.Planned(4);
+        progress.Sent(3 << 20);
+        progress.Done("app:v1");
+        clock.Advance(TimeSpan.FromMilliseconds(250)); // one redraw
+        Assert.Equal("\r1/4 tags, 3.0 MiB sent, 12.0 MiB/s\u001b[K", errors.ToString());
+        display.Log("copy app:v2");
+        Assert.Equal("copy app:v2" + Environment.NewLine, output.ToString());
+        Assert.Equal("\r1/4 tags, 3.0 MiB sent, 12.0 MiB/s\u001b[K\r\u001b[K", errors.ToString());
+        clock.Advance(TimeSpan.FromMilliseconds(50)); // no redraw yet
+        display.Finish();
+        Assert.Equal("\r1/4 tags, 3.0 MiB sent, 12.0 MiB/s\u001b[K\r\u001b[K" + "synced 1/4 tags, 3.0 MiB sent, 10.0 MiB/s in 0.3 s" + Environment.NewLine,
+            errors.ToString());
+    }
+
+    private static async Task<(int Exit, string Output, string Errors)> RunCliAsync(bool sync, params string[] args)
+    {
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+        var exit = await SyncCommand.RunAsync(args, sync, stdout, stderr, _ => null, CancellationToken.None);
+        return (exit, stdout.ToString(), stderr.ToString());
+    }
+
+    private static async Task<List<string>> TagsAsync(HttpClient client, string repository)
+    {
+        var list = await client.GetFromJsonAsync<JsonObject>($"v2/{repository}/tags/list");
+        return list!["tags"]!.AsArray().Select(t => t!.GetValue<string>()).Order(StringComparer.Ordinal).ToList();
     }
 
     /// <summary>
@@ -151,6 +282,119 @@ public sealed class SyncTests(SyncRegistries registries) : IClassFixture<SyncReg
 
         // The fault gone, the next sync finishes the job.
         Assert.True((await SyncAsync("faults/app")).InSync);
+    }
+
+    /// <summary>
+    /// A blob copy whose connection drops mid-way resumes from where the destination's upload session stands (asked
+    /// with a GET on the session), reading the source again with a Range request from there: neither side sees the
+    /// whole blob twice, and the blob arrives byte-identical. Once with the source's download breaking off, once with
+    /// an upload chunk breaking off on its way to the destination.
+    /// </summary>
+    [Theory]
+    [InlineData("source")]
+    [InlineData("destination")]
+    public async Task ABlobCopyThatDropsMidwayResumesFromTheOffsetTheDestinationReports(string side)
+    {
+        const int size = 2 << 20, chunk = 128 << 10;
+        var repository = $"resume/{side}";
+        var blob = OciHttp.RandomBytes(size, 4242 + side.Length);
+        using (var source = Source.CreateClient()) await source.PushBlobAsync(repository, blob);
+        var digest = ShadowRegistry.Domain.Digest.Parse(OciHttp.Sha256(blob));
+        // Source: the first download breaks off at 600 KiB, in the fifth chunk. Destination: the third chunk breaks off half-way.
+        var downloads = new WireCounter { CutDownloadAt = side == "source" ? 600 << 10 : null };
+        var uploads = new WireCounter { CutUploadNumber = side == "destination" ? 3 : null };
+        using var from = new OciRegistryClient(Source.BaseAddress, null, downloads);
+        // Attempts to spare: until the registry has seen the broken chunk's connection go, it holds the session busy
+        // and answers 416 (a bounded wait with back-off, longer on a loaded machine).
+        using var to = new OciRegistryClient(Destination.BaseAddress, null, uploads, maxAttempts: 8) { UploadChunkSize = chunk };
+        long reported = 0;
+        await to.CopyBlobAsync(from, repository, repository, digest, size, CancellationToken.None, n => Interlocked.Add(ref reported, n));
+
+        Assert.Equal(1, downloads.Cuts + uploads.Cuts);
+        // Later downloads asked for the rest only, from the chunk boundary the destination reported (more than one
+        // when the registry still held the session busy, 416, at the first resume).
+        var resumed = downloads.Ranges.OfType<long>().Distinct().ToList();
+        Assert.Equal([side == "source" ? 4 * chunk : 2 * chunk], resumed);
+        Assert.Null(downloads.Ranges[0]);
+        // Not all of it twice: the drop costs about one chunk (a few at most with busy retries).
+        Assert.True(downloads.Bytes < size * 3 / 2, $"{downloads.Bytes} bytes downloaded for a {size}-byte blob");
+        Assert.True(uploads.Bytes < size * 3 / 2, $"{uploads.Bytes} bytes uploaded for a {size}-byte blob");
+        Assert.Equal(uploads.Bytes, reported);
+        using var destination = Destination.CreateClient();
+        Assert.Equal(blob, await destination.GetByteArrayAsync($"v2/{repository}/blobs/{digest}"));
+    }
+
+    /// <summary>
+    /// In front of a real registry: counts blob bytes that cross the wire each way and the Range of each blob download,
+    /// and can break the first download off after some bytes, or one upload chunk half-way, as a dropped connection does.
+    /// </summary>
+    private sealed class WireCounter() : DelegatingHandler(new SocketsHttpHandler())
+    {
+        public long? CutDownloadAt { get; init; }
+        public int? CutUploadNumber { get; init; }
+        public long Bytes;
+        public int Cuts;
+        public List<long?> Ranges { get; } = [];
+        private int uploadNumber;
+        private int downloadNumber;
+
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            var path = request.RequestUri!.AbsolutePath;
+            // A cut upload tears its connection down, as a real drop does (the registry then sees it gone).
+            using var connection = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            if (request.Content is { } content && path.Contains("/blobs/uploads/") && (request.Method == HttpMethod.Patch || request.Method == HttpMethod.Put))
+            {
+                var cut = ++uploadNumber == CutUploadNumber ? content.Headers.ContentLength / 2 : null;
+                var counted = new StreamContent(new CountingStream(await content.ReadAsStreamAsync(cancellationToken), cut, n => Interlocked.Add(ref Bytes, n), connection.Cancel));
+                foreach (var header in content.Headers) counted.Headers.TryAddWithoutValidation(header.Key, header.Value);
+                request.Content = counted;
+                if (cut is not null) Cuts++;
+            }
+            var response = await base.SendAsync(request, connection.Token);
+            if (request.Method != HttpMethod.Get || !path.Contains("/blobs/sha256:") || !response.IsSuccessStatusCode) return response;
+            lock (Ranges) Ranges.Add(request.Headers.Range?.Ranges.Single().From);
+            // Counted as the client reads it: a download it gives up on counts only what it took.
+            var cutAt = Interlocked.Increment(ref downloadNumber) == 1 ? CutDownloadAt : null;
+            if (cutAt is not null) Cuts++;
+            var replaced = new HttpResponseMessage(response.StatusCode)
+            {
+                Content = new StreamContent(new CountingStream(await response.Content.ReadAsStreamAsync(cancellationToken), cutAt, n => Interlocked.Add(ref Bytes, n), () => { })),
+            };
+            foreach (var header in response.Content.Headers) replaced.Content.Headers.TryAddWithoutValidation(header.Key, header.Value);
+            return replaced;
+        }
+    }
+
+    /// <summary>Reads through, counting; with a cut, fails after that many bytes as a dropped connection does.</summary>
+    private sealed class CountingStream(Stream inner, long? cut, Action<int> counted, Action dropped) : Stream
+    {
+        private long position;
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => position; set => throw new NotSupportedException(); }
+        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (cut is { } c && position >= c)
+            {
+                dropped();
+                throw new IOException("connection dropped (injected)");
+            }
+            var limit = cut is { } at ? (int)Math.Min(buffer.Length, at - position) : buffer.Length;
+            var read = await inner.ReadAsync(buffer[..limit], cancellationToken);
+            position += read;
+            counted(read);
+            return read;
+        }
+
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     private async Task<SyncReport> SyncAsync(string repository, SyncOptions? options = null, HttpMessageHandler? sourceHandler = null,

@@ -43,7 +43,8 @@ public static class CommandLine
                 e.Cancel = true;
                 interrupted.Cancel();
             };
-            return await SyncCommand.RunAsync(args[1..], args[0] == "sync", Console.Out, Console.Error, Environment.GetEnvironmentVariable, interrupted.Token);
+            return await SyncCommand.RunAsync(args[1..], args[0] == "sync", Console.Out, Console.Error, Environment.GetEnvironmentVariable, interrupted.Token,
+                terminal: !Console.IsErrorRedirected);
         }
         if (args.Length > 0 && args[0] == "gc") return await GcCommand.RunAsync(args[1..], Console.Out, Console.Error, CancellationToken.None);
         if (args.Length > 0 && args[0] == "healthcheck") return await HealthCheckCommand.RunAsync(args[1..], Console.Error);

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Semver;
 using ShadowRegistry.Sync;
 
 namespace ShadowRegistry.Cli;
@@ -33,6 +34,9 @@ public static class SyncCommand
           --dry-run                print the plan, change nothing (sync)
           --keep-extra             leave tags that only the destination has (publishing into a shared repository)
           --tag-regex <regex>      only tags matching it, on both sides
+          --semver <range>         only tags that are versions in this npm-style range, e.g. ">=1.2 <2" or "^1.4"
+                                   (v1.2.3, 1.2 and 1 read as versions; other tags are left out; with --tag-regex
+                                   a tag must match both)
           --dest-prefix <prefix>   put before each destination repository name
           --strip-prefix <prefix>  take off the front of each source repository name
           --src-creds <user:pass>  source credentials (else SHADOWREGISTRY_SRC_CREDS, else the Docker/Podman auth file)
@@ -42,8 +46,9 @@ public static class SyncCommand
           --attempts <n>           attempts per request (retries 429, 5xx and dropped connections; default 5)
         """;
 
+    /// <param name="terminal">Standard error is a terminal: progress is a status line redrawn in place, not log lines.</param>
     public static async Task<int> RunAsync(string[] args, bool sync, TextWriter output, TextWriter errors, Func<string, string?> environment,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, bool terminal = false)
     {
         var positional = new List<string>();
         var options = new SyncOptions();
@@ -64,6 +69,7 @@ public static class SyncCommand
                     case "--dry-run": options = options with { DryRun = true }; break;
                     case "--keep-extra": options = options with { KeepExtra = true }; break;
                     case "--tag-regex": options = options with { TagFilter = new Regex(Value(), RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1)) }; break;
+                    case "--semver": options = options with { VersionRange = SemVersionRange.ParseNpm(Value()) }; break;
                     case "--dest-prefix": options = options with { DestinationPrefix = Value() }; break;
                     case "--strip-prefix": options = options with { StripPrefix = Value() }; break;
                     case "--src-creds": sourceCredentials = Value(); break;
@@ -96,8 +102,11 @@ public static class SyncCommand
                 insecure: insecure, maxAttempts: attempts, requestsPerSecond: rate);
             using var destination = new OciRegistryClient(to.Registry, Credentials(destinationCredentials ?? environment("SHADOWREGISTRY_DEST_CREDS"), to, environment),
                 insecure: insecure, maxAttempts: attempts, requestsPerSecond: rate);
-            var syncer = new Syncer(source, from, destination, to, options, line => output.WriteLine(line));
+            var progress = new SyncProgress(TimeProvider.System);
+            using var display = new SyncProgressDisplay(progress, output, errors, terminal && sync && !options.DryRun, TimeProvider.System);
+            var syncer = new Syncer(source, from, destination, to, options, display.Log, sync && !options.DryRun ? progress : null);
             var report = sync ? await syncer.SyncAsync(cancellationToken) : await syncer.CheckAsync(cancellationToken);
+            if (sync && !options.DryRun) display.Finish();
             foreach (var failure in report.Failures) errors.WriteLine($"failed: {failure}");
             foreach (var check in report.Checks)
             {

@@ -116,10 +116,13 @@ public sealed class RegistryMetrics
     /// <summary>One replication event (a tag or a pushed referrer) processed for a destination, successfully or not.</summary>
     public void ReplicationEvent(string destination, bool succeeded) => I.ReplicationEvents.WithLabels(destination, succeeded ? "replicated" : "failed").Inc();
 
-    /// <summary>A reconcile of a destination finished; <paramref name="unixSeconds"/> is when it began.</summary>
-    public void ReplicationReconciled(string destination, bool succeeded, long unixSeconds)
+    /// <summary>
+    /// A reconcile of a destination finished: <c>in_sync</c>, <c>differences</c> (some left), or <c>failed</c> (it
+    /// could not run, e.g. the catalog unreadable); <paramref name="unixSeconds"/> is when it began.
+    /// </summary>
+    public void ReplicationReconciled(string destination, string outcome, long unixSeconds)
     {
-        I.ReplicationReconciles.WithLabels(destination, succeeded ? "in_sync" : "differences").Inc();
+        I.ReplicationReconciles.WithLabels(destination, outcome).Inc();
         I.ReplicationLastReconcile.WithLabels(destination).Set(unixSeconds);
     }
 
@@ -239,7 +242,7 @@ public sealed class RegistryMetrics
             ReplicationEvents = factory.CreateCounter(Prefix + "replication_events_total",
                 "Replication events (tag changes, pushed referrers) processed, by destination and outcome (replicated, failed; each attempt counts).", "destination", "outcome");
             ReplicationReconciles = factory.CreateCounter(Prefix + "replication_reconciles_total",
-                "Periodic reconciles finished, by destination and outcome (in_sync, differences).", "destination", "outcome");
+                "Periodic reconciles finished, by destination and outcome (in_sync, differences, failed).", "destination", "outcome");
             ReplicationLastReconcile = factory.CreateGauge(Prefix + "replication_last_reconcile_timestamp_seconds", "When the last reconcile of a destination began (Unix time).", "destination");
             ReplicationPending = factory.CreateGauge(Prefix + "replication_pending_events", "Events not yet replicated to a destination (queued, running or waiting for a retry).", "destination");
             ReplicationLag = factory.CreateGauge(Prefix + "replication_lag_seconds",

@@ -2,12 +2,16 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using ShadowRegistry.Domain;
 
 namespace ShadowRegistry.Sync;
 
 /// <summary>A manifest as fetched: its exact bytes, media type and digest.</summary>
 public sealed record RemoteManifest(byte[] Content, string MediaType, Digest Digest);
+
+/// <summary>A referrer of a manifest: its digest and the descriptor a referrers list gives for it.</summary>
+public sealed record Referrer(Digest Digest, JsonObject Descriptor);
 
 /// <summary>A registry call that failed for a reason worth reporting against the tag being synced.</summary>
 public sealed class RegistryCallException(string message, HttpStatusCode? status = null, Exception? inner = null) : Exception(message, inner)
@@ -35,6 +39,7 @@ public sealed class OciRegistryClient : IDisposable
     private readonly Dictionary<string, string> tokens = new(StringComparer.Ordinal);
     private DateTimeOffset nextRequest = DateTimeOffset.MinValue;
     private bool basic;
+    private bool? referrersApi;
 
     /// <summary>The registry this client talks to.</summary>
     public Uri Registry => registry;
@@ -165,50 +170,233 @@ public sealed class OciRegistryClient : IDisposable
         return false;
     }
 
-    /// <summary>Copies one blob from <paramref name="source"/>, streamed: GET there, monolithic POST+PUT here. Retried whole.</summary>
+    /// <summary>
+    /// Bytes per upload request: a blob larger than this goes up as PATCH chunks of this size, so a copy that breaks
+    /// off re-sends at most one chunk even to a registry that drops a chunk it did not get whole.
+    /// </summary>
+    public long UploadChunkSize { get; init; } = 16 << 20;
+
+    /// <summary>
+    /// Copies one blob from <paramref name="source"/>, streamed (never buffered): one upload session here, the body
+    /// read from the source once and sent in chunks (the last one with the closing PUT). When the connection to
+    /// either side drops, the copy resumes where the destination says it stands: the session's offset (GET on the
+    /// upload), the source read again from there with a Range request. Only a session the destination lost (or an
+    /// offset it cannot state) starts again from zero. <paramref name="sent"/> hears of every byte sent.
+    /// </summary>
     public async Task CopyBlobAsync(OciRegistryClient source, string sourceRepository, string repository, Digest digest, long size,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, Action<long>? sent = null)
     {
+        string? session = null; // the upload's latest Location: registries carry their state in it
+        long offset = 0;
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                using var get = await source.SendAsync(() => new HttpRequestMessage(HttpMethod.Get, $"v2/{sourceRepository}/blobs/{digest}"),
-                    sourceRepository, "pull", cancellationToken, streamed: true);
-                await EnsureAsync(get, $"blob {digest} of {sourceRepository}");
-                using var start = await SendAsync(() => new HttpRequestMessage(HttpMethod.Post, $"v2/{repository}/blobs/uploads/"), repository, "pull,push", cancellationToken);
-                await EnsureAsync(start, $"upload to {repository}");
-                var location = start.Headers.Location ?? throw new RegistryCallException($"upload to {repository} gave no Location");
-                var put = location.ToString() + (location.ToString().Contains('?') ? "&" : "?") + $"digest={digest}";
-                await using var body = await get.Content.ReadAsStreamAsync(cancellationToken);
-                // Not retried by SendAsync (the body is a stream): a failure retries the whole copy below.
-                using var request = new HttpRequestMessage(HttpMethod.Put, put) { Content = new StreamContent(body, 1024 * 1024) };
-                request.Content.Headers.ContentLength = size;
-                request.Content.Headers.ContentType = new MediaTypeHeaderValue(MediaTypes.OctetStream);
-                using var done = await SendOnceAsync(request, repository, "pull,push", cancellationToken);
-                await EnsureAsync(done, $"upload of {digest} to {repository}");
-                Writes++;
-                return;
+                if (session is not null && await UploadOffsetAsync(session, repository, cancellationToken) is { } stands) offset = stands;
+                else
+                {
+                    using var start = await SendAsync(() => new HttpRequestMessage(HttpMethod.Post, $"v2/{repository}/blobs/uploads/"), repository, "pull,push", cancellationToken);
+                    await EnsureAsync(start, $"upload to {repository}");
+                    session = (start.Headers.Location ?? throw new RegistryCallException($"upload to {repository} gave no Location")).ToString();
+                    offset = 0;
+                }
+                if (offset > size) throw new RegistryCallException($"upload of {digest} to {repository} holds {offset} bytes, more than the blob's {size}", HttpStatusCode.RequestedRangeNotSatisfiable);
+
+                using var get = offset == size ? null : await source.SendAsync(() =>
+                {
+                    var request = new HttpRequestMessage(HttpMethod.Get, $"v2/{sourceRepository}/blobs/{digest}");
+                    if (offset > 0) request.Headers.Range = new RangeHeaderValue(offset, null);
+                    return request;
+                }, sourceRepository, "pull", cancellationToken, streamed: true);
+                if (get is not null) await EnsureAsync(get, $"blob {digest} of {sourceRepository}");
+                await using var body = get is null ? Stream.Null : await get.Content.ReadAsStreamAsync(cancellationToken);
+                // A source that ignores Range sends it all: skip what the destination already has.
+                if (get is not null && offset > 0 && get.StatusCode != HttpStatusCode.PartialContent) await SkipAsync(body, offset, cancellationToken);
+
+                while (true)
+                {
+                    var length = Math.Min(size - offset, Math.Max(1, UploadChunkSize));
+                    var last = offset + length == size;
+                    var target = last ? session + (session.Contains('?') ? "&" : "?") + $"digest={digest}" : session;
+                    // Not retried by SendAsync (the body is a stream): a failure resumes in the loop above. A source that
+                    // breaks off cancels the chunk's request, so its connection is torn down at once and the destination
+                    // lets go of the session rather than wait for the rest of the chunk.
+                    using var chunk = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                    using var request = new HttpRequestMessage(last ? HttpMethod.Put : HttpMethod.Patch, target)
+                    {
+                        Content = new StreamContent(new SliceStream(body, length, sent, chunk.Cancel), 256 << 10),
+                    };
+                    request.Content.Headers.ContentLength = length;
+                    request.Content.Headers.ContentType = new MediaTypeHeaderValue(MediaTypes.OctetStream);
+                    if (!last) request.Content.Headers.TryAddWithoutValidation("Content-Range", $"{offset}-{offset + length - 1}");
+                    using var response = await SendOnceAsync(request, repository, "pull,push", chunk.Token);
+                    await EnsureAsync(response, $"upload of {digest} to {repository}");
+                    if (last)
+                    {
+                        Writes++;
+                        return;
+                    }
+                    session = response.Headers.Location?.ToString() ?? session;
+                    offset += length;
+                }
             }
-            catch (Exception e) when (attempt < maxAttempts && e is HttpRequestException or IOException or RegistryCallException { Status: null or >= HttpStatusCode.InternalServerError or HttpStatusCode.TooManyRequests })
+            catch (Exception e) when (attempt < maxAttempts && !cancellationToken.IsCancellationRequested
+                                      && e is HttpRequestException or IOException or OperationCanceledException or RegistryCallException { Status: null or >= HttpStatusCode.InternalServerError
+                                          or HttpStatusCode.TooManyRequests or HttpStatusCode.RequestedRangeNotSatisfiable or HttpStatusCode.NotFound })
             {
+                // A session the destination lost, or whose offset it cannot state (a "0-0" range is 0 or 1 bytes),
+                // is started afresh; otherwise the next attempt asks it where it stands.
+                if (e is RegistryCallException { Status: HttpStatusCode.NotFound } || (e is RegistryCallException { Status: HttpStatusCode.RequestedRangeNotSatisfiable } && (offset == 0 || offset > size)))
+                    session = null;
                 await Task.Delay(Backoff(attempt, null), cancellationToken);
             }
         }
     }
 
-    /// <summary>The OCI 1.1 referrers of a manifest (empty where the registry has no referrers API).</summary>
-    public async Task<IReadOnlyList<Digest>> ReferrersAsync(string repository, Digest subject, CancellationToken cancellationToken)
+    /// <summary>How many bytes an upload session holds (its Range "0-&lt;last&gt;"), or null when it cannot say.</summary>
+    private async Task<long?> UploadOffsetAsync(string session, string repository, CancellationToken cancellationToken)
     {
+        using var response = await SendAsync(() => new HttpRequestMessage(HttpMethod.Get, session), repository, "pull,push", cancellationToken);
+        if (!response.IsSuccessStatusCode) return null;
+        var range = response.Headers.TryGetValues("Range", out var values) ? values.FirstOrDefault() : null;
+        var dash = range?.IndexOf('-') ?? -1;
+        if (range is null || dash < 0 || !long.TryParse(range[(dash + 1)..], System.Globalization.CultureInfo.InvariantCulture, out var end)) return null;
+        return end == 0 ? 0 : end + 1;
+    }
+
+    private static async Task SkipAsync(Stream body, long count, CancellationToken cancellationToken)
+    {
+        var buffer = new byte[81920];
+        while (count > 0)
+        {
+            var read = await body.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, count)), cancellationToken);
+            if (read == 0) throw new IOException("the source ended before the resumed offset");
+            count -= read;
+        }
+    }
+
+    /// <summary>The next <c>length</c> bytes of a stream, as a stream of their own; a source that ends early is a dropped connection.</summary>
+    private sealed class SliceStream(Stream inner, long length, Action<long>? read, Action broken) : Stream
+    {
+        private readonly long total = length;
+        private long remaining = length;
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => total;
+        public override long Position { get => total - remaining; set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (remaining == 0) return 0;
+            int n;
+            try
+            {
+                n = await inner.ReadAsync(buffer[..(int)Math.Min(buffer.Length, remaining)], cancellationToken);
+                if (n == 0) throw new IOException($"the source ended {remaining} bytes early");
+            }
+            catch (Exception e) when (e is IOException or HttpRequestException)
+            {
+                broken();
+                throw;
+            }
+            remaining -= n;
+            read?.Invoke(n);
+            return n;
+        }
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
+    /// <summary>
+    /// The OCI 1.1 referrers of a manifest, as the descriptors the registry lists them with. Where the registry has no
+    /// referrers API (it answers 404, as distribution 2.8 does), from the referrers tag schema instead: the index
+    /// tagged <see cref="ReferrersTag"/>.
+    /// </summary>
+    public async Task<IReadOnlyList<Referrer>> ReferrersAsync(string repository, Digest subject, CancellationToken cancellationToken)
+    {
+        byte[] content;
+        using (var response = await SendAsync(() => new HttpRequestMessage(HttpMethod.Get, $"v2/{repository}/referrers/{subject}"), repository, "pull", cancellationToken))
+        {
+            if (response.StatusCode == HttpStatusCode.NotFound)
+            {
+                referrersApi = false;
+                return await GetManifestAsync(repository, ReferrersTag(subject), cancellationToken) is { } index && MediaTypes.IsIndex(index.MediaType)
+                    ? Referrers(index.Content) : [];
+            }
+            if (!response.IsSuccessStatusCode) return [];
+            referrersApi = true;
+            content = await response.Content.ReadAsByteArrayAsync(cancellationToken);
+        }
+        return Referrers(content);
+    }
+
+    /// <summary>
+    /// Whether the registry has the referrers API (asked once): without it, a client that pushes a referrer keeps the
+    /// referrers tag schema's index up to date itself.
+    /// </summary>
+    public async Task<bool> HasReferrersApiAsync(string repository, Digest subject, CancellationToken cancellationToken)
+    {
+        if (referrersApi is { } known) return known;
         using var response = await SendAsync(() => new HttpRequestMessage(HttpMethod.Get, $"v2/{repository}/referrers/{subject}"), repository, "pull", cancellationToken);
-        if (!response.IsSuccessStatusCode) return [];
+        if (response.StatusCode != HttpStatusCode.NotFound) await EnsureAsync(response, $"referrers of {subject} in {repository}");
+        return (referrersApi = response.StatusCode != HttpStatusCode.NotFound).Value;
+    }
+
+    /// <summary>
+    /// Adds referrers to the tag-schema index of <paramref name="subject"/> (created when absent), each digest once;
+    /// true when it had to be written.
+    /// </summary>
+    public async Task<bool> AddToReferrersTagAsync(string repository, Digest subject, IEnumerable<Referrer> referrers, CancellationToken cancellationToken)
+    {
+        var tag = ReferrersTag(subject);
+        var manifests = new JsonArray();
+        if (await GetManifestAsync(repository, tag, cancellationToken) is { } existing && MediaTypes.IsIndex(existing.MediaType)
+            && JsonNode.Parse(existing.Content)?["manifests"] is JsonArray listed)
+            foreach (var entry in listed) manifests.Add(entry?.DeepClone());
+        var known = manifests.Select(m => m?["digest"]?.GetValue<string>()).OfType<string>().ToHashSet(StringComparer.Ordinal);
+        var added = referrers.Where(r => known.Add(r.Digest.ToString())).ToList();
+        if (added.Count == 0) return false;
+        foreach (var referrer in added) manifests.Add(referrer.Descriptor.DeepClone());
+        var index = new JsonObject { ["schemaVersion"] = 2, ["mediaType"] = MediaTypes.OciIndex, ["manifests"] = manifests };
+        var bytes = Encoding.UTF8.GetBytes(index.ToJsonString());
+        await PutManifestAsync(repository, tag, new RemoteManifest(bytes, MediaTypes.OciIndex, Digest.Compute(Digest.Sha256, bytes)), cancellationToken);
+        return true;
+    }
+
+    /// <summary>The referrers tag schema's tag for a subject: <c>&lt;alg&gt;-&lt;hex&gt;</c>, the hex cut to 64 characters.</summary>
+    public static string ReferrersTag(Digest subject)
+    {
+        var text = subject.ToString();
+        var colon = text.IndexOf(':');
+        var hex = text[(colon + 1)..];
+        return $"{text[..Math.Min(colon, 32)]}-{hex[..Math.Min(hex.Length, 64)]}";
+    }
+
+    /// <summary>Whether a tag is a referrers tag-schema index (managed with its subject, never synced as a tag of its own).</summary>
+    public static bool IsReferrersTag(string tag) => ReferrersTagPattern.IsMatch(tag);
+
+    private static readonly System.Text.RegularExpressions.Regex ReferrersTagPattern =
+        new("^(sha256|sha512)-[0-9a-f]{64}$", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+
+    private static IReadOnlyList<Referrer> Referrers(byte[] index)
+    {
         try
         {
-            using var document = JsonDocument.Parse(await response.Content.ReadAsByteArrayAsync(cancellationToken));
-            if (!document.RootElement.TryGetProperty("manifests", out var manifests) || manifests.ValueKind != JsonValueKind.Array) return [];
-            return manifests.EnumerateArray()
-                .Select(m => m.TryGetProperty("digest", out var d) && Digest.TryParse(d.GetString(), out var digest) ? digest : (Digest?)null)
-                .OfType<Digest>().ToList();
+            if (JsonNode.Parse(index)?["manifests"] is not JsonArray manifests) return [];
+            return manifests.OfType<JsonObject>()
+                .Select(m => m["digest"] is JsonValue value && value.TryGetValue<string>(out var text) && Digest.TryParse(text, out var digest)
+                    ? new Referrer(digest, m) : null)
+                .OfType<Referrer>().ToList();
         }
         catch (JsonException)
         {

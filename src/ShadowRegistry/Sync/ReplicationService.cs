@@ -144,8 +144,9 @@ public sealed class ReplicationService(
     {
         var target = targets.Value[work.Destination];
         var started = time.GetUtcNow();
-        int writes = 0;
+        int writes = 0, repositoryCount = 0;
         string? error = null;
+        var ran = false; // a reconcile that got as far as the repository list
         try
         {
             using var from = SourceClient();
@@ -155,6 +156,7 @@ public sealed class ReplicationService(
             {
                 var failures = new List<string>();
                 var repositories = (await from.ListRepositoriesAsync("", cancellationToken)).Where(target.Replicates).ToList();
+                (ran, repositoryCount) = (true, repositories.Count);
                 foreach (var repository in repositories)
                 {
                     try
@@ -170,17 +172,6 @@ public sealed class ReplicationService(
                     }
                 }
                 error = failures.Count == 0 ? null : string.Join("; ", failures.Take(10)) + (failures.Count > 10 ? $"; and {failures.Count - 10} more" : "");
-                target.LastReconcile = started;
-                target.LastReconcileSucceeded = error is null;
-                // Everything given up on before this reconcile began is now replicated (or reported again here).
-                if (error is null) target.GaveUpSince = null;
-                metrics.ReplicationReconciled(target.Name, error is null, started.ToUnixTimeSeconds());
-                if (error is null)
-                    logger.LogInformation("Replication to {Destination}: reconciled {Count} repositories, {Writes} writes, lag {Lag}",
-                        target.Name, repositories.Count, writes, Lag(target, time.GetUtcNow()));
-                else
-                    logger.LogWarning("Replication to {Destination}: reconcile of {Count} repositories left differences: {Failures}",
-                        target.Name, repositories.Count, error);
             }
             else if (work.Content is { } digest)
             {
@@ -204,8 +195,29 @@ public sealed class ReplicationService(
         }
 
         if (!work.Reconcile) Finish(work, target, error);
-        else if (error is not null) Interlocked.Increment(ref target.Failures);
+        else FinishReconcile(target, started, ran, repositoryCount, writes, error);
         Processed?.Invoke(new ReplicationResult(target.Name, work.Repository, work.Tag, work.Reconcile, error is null, writes, error));
+    }
+
+    /// <summary>Status, metrics and a log line for every reconcile, including one that could not run at all.</summary>
+    private void FinishReconcile(Target target, DateTimeOffset started, bool ran, int repositories, int writes, string? error)
+    {
+        target.LastReconcile = started;
+        target.LastReconcileSucceeded = error is null;
+        // Everything given up on before this reconcile began is now replicated (or reported again here).
+        if (error is null) target.GaveUpSince = null;
+        else Interlocked.Increment(ref target.Failures);
+        metrics.ReplicationReconciled(target.Name, error is null ? "in_sync" : ran ? "differences" : "failed", started.ToUnixTimeSeconds());
+        var lag = Lag(target, time.GetUtcNow());
+        if (error is null)
+            logger.LogInformation("Replication to {Destination}: reconciled {Count} repositories, {Writes} writes, lag {Lag}",
+                target.Name, repositories, writes, lag);
+        else if (ran)
+            logger.LogWarning("Replication to {Destination}: reconcile of {Count} repositories left differences ({Writes} writes, lag {Lag}, {Failures} failures so far): {Error}",
+                target.Name, repositories, writes, lag, Interlocked.Read(ref target.Failures), error);
+        else
+            logger.LogError("Replication to {Destination}: reconcile could not run (lag {Lag}, {Failures} failures so far): {Error}",
+                target.Name, lag, Interlocked.Read(ref target.Failures), error);
     }
 
     private void Finish(Work work, Target target, string? error)

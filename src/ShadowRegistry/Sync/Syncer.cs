@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Semver;
 using ShadowRegistry.Domain;
 using ShadowRegistry.Manifests;
 
@@ -14,11 +15,25 @@ public sealed record SyncOptions
     /// <summary>Only tags matching this pattern take part, on both sides.</summary>
     public Regex? TagFilter { get; init; }
 
+    /// <summary>
+    /// Only tags that are versions (<c>1</c>, <c>1.2</c>, <c>v1.2.3</c>, <c>1.2.3-rc.1</c>) inside this npm-style range
+    /// take part, on both sides; other tags are left out. With <see cref="TagFilter"/> too, a tag must pass both.
+    /// </summary>
+    public SemVersionRange? VersionRange { get; init; }
+
     /// <summary>Put before each destination repository name (after <see cref="StripPrefix"/> is taken off).</summary>
     public string? DestinationPrefix { get; init; }
 
     /// <summary>Taken off the front of each source repository name for the destination.</summary>
     public string? StripPrefix { get; init; }
+
+    /// <summary>How tags are read as versions for <see cref="VersionRange"/>: a leading v and a missing minor or patch are allowed.</summary>
+    public const SemVersionStyles TagVersionStyles = SemVersionStyles.AllowV | SemVersionStyles.OptionalMinorPatch;
+
+    /// <summary>Whether a tag takes part: the one filter both the plan and the check apply, so they manage the same tags.</summary>
+    public bool Includes(string tag) =>
+        (TagFilter is null || TagFilter.IsMatch(tag))
+        && (VersionRange is null || (SemVersion.TryParse(tag, TagVersionStyles, out var version) && VersionRange.Contains(version)));
 }
 
 /// <summary>What a sync or check found and did.</summary>
@@ -34,7 +49,7 @@ public sealed record SyncReport(IReadOnlyList<CheckResult> Checks, IReadOnlyList
 /// do not stop the other tags.
 /// </summary>
 public sealed class Syncer(OciRegistryClient source, RegistryReference from, OciRegistryClient destination, RegistryReference to,
-    SyncOptions options, Action<string>? log = null)
+    SyncOptions options, Action<string>? log = null, SyncProgress? progress = null)
 {
     private readonly HashSet<(string, Digest)> copied = [];
 
@@ -54,6 +69,7 @@ public sealed class Syncer(OciRegistryClient source, RegistryReference from, Oci
         {
             var (sourceTags, destinationTags) = (await TagsAsync(source, sourceRepository, cancellationToken), await TagsAsync(destination, destinationRepository, cancellationToken));
             var plan = SyncPlan.Compute(sourceTags, destinationTags, options.KeepExtra);
+            if (!options.DryRun) progress?.Planned(plan.Count(step => step.Action != TagAction.KeepExtra));
             foreach (var step in plan)
             {
                 log?.Invoke($"{(options.DryRun ? "would " : "")}{step.Action.ToString().ToLowerInvariant()} {destinationRepository}:{step.Tag}"
@@ -76,6 +92,7 @@ public sealed class Syncer(OciRegistryClient source, RegistryReference from, Oci
                     failures.Add($"{destinationRepository}:{step.Tag}: {e.Message}");
                     log?.Invoke($"failed {destinationRepository}:{step.Tag}: {e.Message}");
                 }
+                progress?.Done($"{destinationRepository}:{step.Tag}");
             }
         }
         // The check that decides success is the same computation, done afresh on both sides.
@@ -118,7 +135,8 @@ public sealed class Syncer(OciRegistryClient source, RegistryReference from, Oci
         var result = new Dictionary<string, Digest>(StringComparer.Ordinal);
         foreach (var tag in tags)
         {
-            if (options.TagFilter is { } filter && !filter.IsMatch(tag)) continue;
+            // Referrers tag-schema indexes go with their subject (see CopyManifestAsync), not as tags of their own.
+            if (!options.Includes(tag) || OciRegistryClient.IsReferrersTag(tag)) continue;
             if (await client.ResolveAsync(repository, tag, cancellationToken) is { } digest) result[tag] = digest;
         }
         return result;
@@ -146,12 +164,16 @@ public sealed class Syncer(OciRegistryClient source, RegistryReference from, Oci
         }
         if (await destination.ResolveAsync(destinationRepository, digest.ToString(), cancellationToken) is null)
             await destination.PutManifestAsync(destinationRepository, digest.ToString(), manifest, cancellationToken);
-        // Signatures and SBOMs travel with what they describe.
-        foreach (var referrer in await source.ReferrersAsync(sourceRepository, digest, cancellationToken))
+        // Signatures and SBOMs travel with what they describe. A destination without the referrers API finds them
+        // through the referrers tag schema, which the pusher keeps: the index tagged <alg>-<hex> of the subject.
+        var referrers = await source.ReferrersAsync(sourceRepository, digest, cancellationToken);
+        foreach (var referrer in referrers)
         {
-            if (await destination.ResolveAsync(destinationRepository, referrer.ToString(), cancellationToken) is not null) continue;
-            await CopyManifestAsync(sourceRepository, destinationRepository, referrer, cancellationToken, depth + 1);
+            if (await destination.ResolveAsync(destinationRepository, referrer.Digest.ToString(), cancellationToken) is not null) continue;
+            await CopyManifestAsync(sourceRepository, destinationRepository, referrer.Digest, cancellationToken, depth + 1);
         }
+        if (referrers.Count > 0 && !await destination.HasReferrersApiAsync(destinationRepository, digest, cancellationToken))
+            await destination.AddToReferrersTagAsync(destinationRepository, digest, referrers, cancellationToken);
         copied.Add((destinationRepository, digest));
         return manifest;
     }
@@ -160,7 +182,7 @@ public sealed class Syncer(OciRegistryClient source, RegistryReference from, Oci
     {
         if (await destination.BlobSizeAsync(destinationRepository, digest, cancellationToken) == size) return;
         if (from.SameRegistryAs(to) && await destination.MountAsync(destinationRepository, digest, sourceRepository, cancellationToken)) return;
-        await destination.CopyBlobAsync(source, sourceRepository, destinationRepository, digest, size, cancellationToken);
+        await destination.CopyBlobAsync(source, sourceRepository, destinationRepository, digest, size, cancellationToken, progress is null ? null : progress.Sent);
     }
 
     /// <summary>
