@@ -7,17 +7,17 @@ namespace ShadowRegistry.Tests.Infrastructure;
 
 /// <summary>
 /// A real registry on Kestrel, on a free loopback port, with its own storage folder; disposed with the test. In the
-/// test process, or, where <see cref="RegistryProcess.BinaryVariable"/> names a published executable, as that process
+/// test process, or, where <see cref="PublishedRegistry.BinaryVariable"/> names a published executable, as that process
 /// (tests that replace or read the server's services need the in-process one and fail saying so).
 /// </summary>
 public sealed class RegistryServer : IAsyncDisposable
 {
     private readonly WebApplication? app;
-    private readonly RegistryProcess? process;
+    private readonly PublishedRegistry? process;
     private readonly FinishedRequests? finished;
     private readonly bool ownsStorageRoot;
 
-    private RegistryServer(WebApplication? app, RegistryProcess? process, string storageRoot, bool ownsStorageRoot, Uri baseAddress, FinishedRequests? finished)
+    private RegistryServer(WebApplication? app, PublishedRegistry? process, string storageRoot, bool ownsStorageRoot, Uri baseAddress, FinishedRequests? finished)
     {
         this.app = app;
         this.process = process;
@@ -41,7 +41,7 @@ public sealed class RegistryServer : IAsyncDisposable
     public IServiceProvider Services => app?.Services ?? throw InProcessOnly("reads its services");
 
     private static InvalidOperationException InProcessOnly(string what) =>
-        new($"this test {what}, which needs the in-process server; it cannot run against {RegistryProcess.BinaryVariable}");
+        new($"this test {what}, which needs the in-process server; it cannot run against {PublishedRegistry.BinaryVariable}");
 
     public static Task<RegistryServer> StartAsync(params string[] extraArgs) => StartAsync(null, extraArgs);
 
@@ -71,10 +71,10 @@ public sealed class RegistryServer : IAsyncDisposable
             "--Serilog:MinimumLevel:Default", "Warning",
             .. extraArgs,
         ];
-        if (RegistryProcess.Binary is { } binary)
+        if (PublishedRegistry.Binary is { } binary)
         {
             if (overrideServices is not null) throw InProcessOnly("replaces services");
-            var (process, url) = await RegistryProcess.StartAsync(binary, args);
+            var (process, url) = await PublishedRegistry.StartAsync(binary, args);
             return new RegistryServer(null, process, storageRoot, ownsStorageRoot, new Uri(url + "/"), null);
         }
         var finished = new FinishedRequests();

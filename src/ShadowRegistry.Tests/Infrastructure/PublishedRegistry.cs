@@ -9,7 +9,7 @@ namespace ShadowRegistry.Tests.Infrastructure;
 /// <see cref="BinaryVariable"/>, for a targeted run of the tests against what ships. Started with the arguments the
 /// in-process server gets; stopped with SIGTERM (then killed), and killed when the test process exits.
 /// </summary>
-public sealed partial class RegistryProcess : IAsyncDisposable
+public sealed partial class PublishedRegistry : IAsyncDisposable
 {
     /// <summary>Path of a published ShadowRegistry executable; unset (the default), tests run the registry in-process.</summary>
     public const string BinaryVariable = "SHADOWREGISTRY_TEST_BINARY";
@@ -19,7 +19,7 @@ public sealed partial class RegistryProcess : IAsyncDisposable
     private readonly Process process;
     private readonly ProcessLog log;
 
-    private RegistryProcess(Process process, ProcessLog log)
+    private PublishedRegistry(Process process, ProcessLog log)
     {
         this.process = process;
         this.log = log;
@@ -31,7 +31,7 @@ public sealed partial class RegistryProcess : IAsyncDisposable
     public string Log => log.ToString();
 
     /// <summary>Starts <see cref="Binary"/> with <paramref name="args"/> and answers its first listen address once it listens.</summary>
-    public static async Task<(RegistryProcess Process, string Url)> StartAsync(string binary, IReadOnlyList<string> args)
+    public static async Task<(PublishedRegistry Process, string Url)> StartAsync(string binary, IReadOnlyList<string> args)
     {
         var startInfo = new ProcessStartInfo(binary)
         {
@@ -54,7 +54,7 @@ public sealed partial class RegistryProcess : IAsyncDisposable
         });
         process.Exited += (_, _) => listening.TrySetException(new InvalidOperationException("the registry exited before it listened"));
         process.Start();
-        var started = new RegistryProcess(process, log);
+        var started = new PublishedRegistry(process, log);
         AppDomain.CurrentDomain.ProcessExit += (_, _) => started.Kill();
         process.StandardInput.Close();
         process.BeginOutputReadLine();
