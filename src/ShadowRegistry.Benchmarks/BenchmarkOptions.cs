@@ -26,11 +26,13 @@ public sealed class BenchmarkOptions
 
         General:
           --quick                    smaller counts (about 20 s in all)
-          --shadow-dll <path>        ShadowRegistry.dll to run (default: the published build,
-                                     src/ShadowRegistry/bin/Release/net10.0/<rid>/publish/; made with
-                                     `dotnet publish -c Release src/ShadowRegistry` if it is missing)
+          --shadow-dll <path>        ShadowRegistry to run: the native executable, or a ShadowRegistry.dll (run
+                                     with dotnet) (default: the published build,
+                                     src/ShadowRegistry/bin/Release/net10.0/<rid>/publish/ShadowRegistry, the
+                                     Native AOT executable; made with `dotnet publish -c Release --ucr
+                                     -p:PublishAot=true src/ShadowRegistry` if it is missing)
           --distribution <path>      docker-registry binary (default: docker-registry on PATH)
-          --dotnet <path>            dotnet host used to run the dll (default: dotnet on PATH)
+          --dotnet <path>            dotnet host used to run a dll (default: dotnet on PATH)
           --temp-dir <folder>        where the two storage folders are created (default: the system temp folder)
           --push-mode auto|post|post-put   how blobs are pushed in one go (default auto: POST ?digest= if the
                                      server answers it with 201, else POST + PUT ?digest=)

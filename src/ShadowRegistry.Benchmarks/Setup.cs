@@ -50,13 +50,15 @@ public sealed class Setup
         {
             if (repoRoot is null) throw new InvalidOperationException("could not find the repository (ShadowRegistry.sln) above this program or the current folder; pass --shadow-dll");
             var project = Path.Combine(repoRoot, "src", "ShadowRegistry");
-            // The published build, as the container image runs it: only publishing compiles it ReadyToRun.
-            dll = Path.Combine(project, "bin", "Release", "net10.0", RuntimeInformation.RuntimeIdentifier, "publish", "ShadowRegistry.dll");
-            if (!File.Exists(dll))
+            // The published build, as the container image runs it: publishing compiles it ahead of time (Native AOT) into
+            // the executable ShadowRegistry. A build published without it (ReadyToRun, a dll) is run with dotnet.
+            var publish = Path.Combine(project, "bin", "Release", "net10.0", RuntimeInformation.RuntimeIdentifier, "publish");
+            dll = Published(publish) ?? "";
+            if (dll.Length == 0)
             {
-                Benchmark.Progress($"{dll} is missing: running `{PublishCommand}`");
+                Benchmark.Progress($"{publish} has no build: running `{PublishCommand}`");
                 await BuildAsync(dotnet, repoRoot, project, cancellationToken);
-                if (!File.Exists(dll)) throw new InvalidOperationException($"the build did not produce {dll}");
+                dll = Published(publish) ?? throw new InvalidOperationException($"the build did not produce {Path.Combine(publish, "ShadowRegistry")}");
             }
             else if (NewestSource(project) is { } newest && newest.Time > File.GetLastWriteTimeUtc(dll))
             {
@@ -78,7 +80,23 @@ public sealed class Setup
         return setup;
     }
 
-    public const string PublishCommand = "dotnet publish -c Release src/ShadowRegistry";
+    public const string PublishCommand = "dotnet publish -c Release --ucr -p:PublishAot=true src/ShadowRegistry";
+
+    /// <summary>
+    /// What a publish folder holds: the Native AOT executable unless a dll was published after it, or the dll, or null.
+    /// A publish without AOT writes a small launcher of the same name beside its dll (an apphost, tens of KiB; the AOT
+    /// executable is tens of MiB): the dll is what that runs.
+    /// </summary>
+    private static string? Published(string folder)
+    {
+        var native = new FileInfo(Path.Combine(folder, "ShadowRegistry"));
+        var dll = new FileInfo(Path.Combine(folder, "ShadowRegistry.dll"));
+        if (native.Exists && native.Length > 1024 * 1024 && (!dll.Exists || dll.LastWriteTimeUtc <= native.LastWriteTimeUtc)) return native.FullName;
+        return dll.Exists ? dll.FullName : null;
+    }
+
+    /// <summary>A dll runs under the dotnet host; anything else is the native (Native AOT) executable, run as it is.</summary>
+    private static bool IsDll(string path) => path.EndsWith(".dll", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>skopeo on PATH, or null (its scenarios are then skipped).</summary>
     public string? Skopeo { get; } = FindOnPath("skopeo");
@@ -86,10 +104,11 @@ public sealed class Setup
     /// <param name="extra">More command-line settings (the pull-through scenario's upstream).</param>
     public ProcessStartInfo ShadowStartInfo(int port, string dataFolder, params string[] extra)
     {
-        var startInfo = new ProcessStartInfo(Dotnet);
+        var startInfo = new ProcessStartInfo(IsDll(ShadowDll) ? Dotnet : ShadowDll);
+        if (IsDll(ShadowDll)) startInfo.ArgumentList.Add(ShadowDll);
         string[] arguments =
         [
-            ShadowDll, "serve",
+            "serve",
             "--listen", $"http://127.0.0.1:{port}",
             "--data", dataFolder,
             "--Serilog:MinimumLevel:Default", "Warning",
@@ -155,7 +174,7 @@ public sealed class Setup
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var arg in new[] { "publish", "-c", "Release", "-nologo", project }) startInfo.ArgumentList.Add(arg);
+        foreach (var arg in new[] { "publish", "-c", "Release", "--ucr", "-p:PublishAot=true", "-nologo", project }) startInfo.ArgumentList.Add(arg);
         using var process = new Process { StartInfo = startInfo };
         // The build's output goes to stderr: stdout is the report.
         process.OutputDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine(e.Data); };
@@ -165,7 +184,7 @@ public sealed class Setup
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         await process.WaitForExitAsync(cancellationToken);
-        if (process.ExitCode != 0) throw new InvalidOperationException($"`dotnet publish -c Release {project}` failed with exit code {process.ExitCode}");
+        if (process.ExitCode != 0) throw new InvalidOperationException($"`{PublishCommand}` failed with exit code {process.ExitCode}");
     }
 
     private static (string Path, DateTime Time)? NewestSource(string project)
@@ -228,6 +247,8 @@ public sealed class Setup
     /// <summary>Runtime and GC flavour the dll runs with (the host picks the same runtime as this program's).</summary>
     private static string RuntimeDescription(string dll)
     {
+        // Native AOT compiles the runtime in, with the project's GC settings (server GC, from the web SDK).
+        if (!IsDll(dll)) return $"Native AOT (.NET {Environment.Version}), server GC";
         var gc = "workstation GC";
         try
         {

@@ -5,25 +5,32 @@ using ShadowRegistry.Hosting;
 
 namespace ShadowRegistry.Tests.Infrastructure;
 
-/// <summary>A real registry on Kestrel, on a free loopback port, with its own storage folder; disposed with the test.</summary>
+/// <summary>
+/// A real registry on Kestrel, on a free loopback port, with its own storage folder; disposed with the test. In the
+/// test process, or, where <see cref="PublishedRegistry.BinaryVariable"/> names a published executable, as that process
+/// (tests that replace or read the server's services need the in-process one and fail saying so).
+/// </summary>
 public sealed class RegistryServer : IAsyncDisposable
 {
-    private readonly WebApplication app;
+    private readonly WebApplication? app;
+    private readonly PublishedRegistry? process;
+    private readonly FinishedRequests? finished;
     private readonly bool ownsStorageRoot;
 
-    private RegistryServer(WebApplication app, string storageRoot, bool ownsStorageRoot, Uri baseAddress, FinishedRequests finished)
+    private RegistryServer(WebApplication? app, PublishedRegistry? process, string storageRoot, bool ownsStorageRoot, Uri baseAddress, FinishedRequests? finished)
     {
         this.app = app;
+        this.process = process;
         StorageRoot = storageRoot;
         this.ownsStorageRoot = ownsStorageRoot;
         BaseAddress = baseAddress;
-        Finished = finished;
+        this.finished = finished;
     }
 
     public string StorageRoot { get; }
 
     /// <summary>Requests the server has finished handling, for tests whose client gave up on one.</summary>
-    public FinishedRequests Finished { get; }
+    public FinishedRequests Finished => finished ?? throw InProcessOnly("watches the requests it finishes");
 
     /// <summary>http://127.0.0.1:PORT/</summary>
     public Uri BaseAddress { get; }
@@ -31,7 +38,10 @@ public sealed class RegistryServer : IAsyncDisposable
     /// <summary>127.0.0.1:PORT, the registry host as container tools name it.</summary>
     public string HostPort => $"{BaseAddress.Host}:{BaseAddress.Port}";
 
-    public IServiceProvider Services => app.Services;
+    public IServiceProvider Services => app?.Services ?? throw InProcessOnly("reads its services");
+
+    private static InvalidOperationException InProcessOnly(string what) =>
+        new($"this test {what}, which needs the in-process server; it cannot run against {PublishedRegistry.BinaryVariable}");
 
     public static Task<RegistryServer> StartAsync(params string[] extraArgs) => StartAsync(null, extraArgs);
 
@@ -61,6 +71,12 @@ public sealed class RegistryServer : IAsyncDisposable
             "--Serilog:MinimumLevel:Default", "Warning",
             .. extraArgs,
         ];
+        if (PublishedRegistry.Binary is { } binary)
+        {
+            if (overrideServices is not null) throw InProcessOnly("replaces services");
+            var (process, url) = await PublishedRegistry.StartAsync(binary, args);
+            return new RegistryServer(null, process, storageRoot, ownsStorageRoot, new Uri(url + "/"), null);
+        }
         var finished = new FinishedRequests();
         var app = RegistryApp.Build(args, services =>
         {
@@ -69,15 +85,19 @@ public sealed class RegistryServer : IAsyncDisposable
         });
         await app.StartAsync();
         var address = new Uri(app.Urls.First().Replace("[::]", "127.0.0.1") + "/");
-        return new RegistryServer(app, storageRoot, ownsStorageRoot, address, finished);
+        return new RegistryServer(app, null, storageRoot, ownsStorageRoot, address, finished);
     }
 
     public HttpClient CreateClient() => new() { BaseAddress = BaseAddress, Timeout = TimeSpan.FromMinutes(2) };
 
     public async ValueTask DisposeAsync()
     {
-        await app.StopAsync();
-        await app.DisposeAsync();
+        if (process is not null) await process.DisposeAsync();
+        if (app is not null)
+        {
+            await app.StopAsync();
+            await app.DisposeAsync();
+        }
         if (!ownsStorageRoot) return;
         try
         {

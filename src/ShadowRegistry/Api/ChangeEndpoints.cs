@@ -1,6 +1,6 @@
 using System.Text;
 using System.Text.Json;
-using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.Options;
 using Serilog;
@@ -24,12 +24,6 @@ public sealed partial class ChangeEndpoints(
 {
     public const string Root = "/api/v1/changes";
 
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
-    {
-        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
-        WriteIndented = false,
-    };
-
     public void Map(IEndpointRouteBuilder app)
     {
         app.MapGet(Root, ListAsync);
@@ -52,16 +46,16 @@ public sealed partial class ChangeEndpoints(
             labels[label![..equals]] = label[(equals + 1)..];
         }
         var list = await changes.ListAsync(labels, context.RequestAborted);
-        var result = new List<object>();
+        var result = new List<ChangeDescription>();
         foreach (var change in list) result.Add(await DescribeAsync(change, withTags: false, context.RequestAborted));
-        await context.Response.WriteAsJsonAsync(new { changes = result }, Json, context.RequestAborted);
+        await context.Response.WriteAsJsonAsync(new ChangeList(result), ApiJson.Default.ChangeList, cancellationToken: context.RequestAborted);
     }
 
     private async Task PutAsync(HttpContext context, string id)
     {
         var change = Id(id);
         await AuthorizeAsync(context, change);
-        var body = await ReadBodyAsync<ChangeRequest>(context) ?? new ChangeRequest();
+        var body = await ReadBodyAsync(context, ApiJson.Default.ChangeRequest) ?? new ChangeRequest();
         TimeSpan? ttl = body.Ttl is null ? null : ParseDuration(body.Ttl);
         // A credential for the job building the change: shown once, in this answer; only its hash is kept.
         var credential = body.Credential == true ? ChangeCredentials.Issue() : default((string Secret, string Hash)?);
@@ -69,9 +63,9 @@ public sealed partial class ChangeEndpoints(
         context.Response.StatusCode = created ? StatusCodes.Status201Created : StatusCodes.Status200OK;
         if (created) context.Response.Headers.Location = $"{Root}/{change}";
         context.Response.Headers.CacheControl = "no-store";
-        var description = (Dictionary<string, object?>)await DescribeAsync(record, withTags: !created, context.RequestAborted);
-        if (credential is { } issued) description["credential"] = new { username = ChangeCredentials.UserOf(change), password = issued.Secret };
-        await context.Response.WriteAsJsonAsync(description, Json, context.RequestAborted);
+        var description = await DescribeAsync(record, withTags: !created, context.RequestAborted);
+        if (credential is { } issued) description = description with { Credential = new ChangeCredential(ChangeCredentials.UserOf(change), issued.Secret) };
+        await context.Response.WriteAsJsonAsync(description, ApiJson.Default.ChangeDescription, cancellationToken: context.RequestAborted);
     }
 
     private async Task ShowAsync(HttpContext context, string id)
@@ -79,7 +73,8 @@ public sealed partial class ChangeEndpoints(
         var change = Id(id);
         await AuthorizeAsync(context, change);
         var record = await changes.GetLiveAsync(change, context.RequestAborted, fresh: true);
-        await context.Response.WriteAsJsonAsync(await DescribeAsync(record, withTags: true, context.RequestAborted), Json, context.RequestAborted);
+        await context.Response.WriteAsJsonAsync(await DescribeAsync(record, withTags: true, context.RequestAborted), ApiJson.Default.ChangeDescription,
+            cancellationToken: context.RequestAborted);
     }
 
     private async Task DeleteAsync(HttpContext context, string id)
@@ -94,36 +89,22 @@ public sealed partial class ChangeEndpoints(
     {
         var change = Id(id);
         await AuthorizeAsync(context, change);
-        var body = await ReadBodyAsync<PromoteRequest>(context) ?? new PromoteRequest();
+        var body = await ReadBodyAsync(context, ApiJson.Default.PromoteRequest) ?? new PromoteRequest();
         var selection = body.Tags?.Select(t => (t.Repository ?? throw new ChangeInvalidException("each tag needs a repository"),
             t.Tag ?? throw new ChangeInvalidException("each tag needs a tag"))).ToList();
         var promoted = await changes.PromoteAsync(change, selection, body.Expect, context.RequestAborted);
-        await context.Response.WriteAsJsonAsync(new
-        {
-            promoted = promoted.Select(p => new { repository = p.Repository, tag = p.Tag, digest = p.Digest, previous = p.Previous, changed = p.Changed }),
-        }, Json, context.RequestAborted);
+        await context.Response.WriteAsJsonAsync(new PromotedTags(promoted), ApiJson.Default.PromotedTags, cancellationToken: context.RequestAborted);
     }
 
-    private async Task<object> DescribeAsync(ChangeRecord record, bool withTags, CancellationToken cancellationToken)
+    private async Task<ChangeDescription> DescribeAsync(ChangeRecord record, bool withTags, CancellationToken cancellationToken)
     {
         var view = await changes.ViewAsync(ChangeId.Parse(record.Id), cancellationToken);
         var suffix = options.Value.HostSuffix;
-        var description = new Dictionary<string, object?>
+        return new ChangeDescription(record.Id, record.Ahead, view.Skipped, record.Labels, record.CreatedAt, record.ExpiresAt,
+            new ChangeViewAddress($"/v2/{options.Value.PathPrefix}/{record.Id}/", string.IsNullOrEmpty(suffix) ? null : $"{record.Id}.{suffix}"))
         {
-            ["id"] = record.Id,
-            ["ahead"] = record.Ahead,
-            ["skipped"] = view.Skipped.Select(s => new { id = s.Id, reason = s.Reason }),
-            ["labels"] = record.Labels,
-            ["createdAt"] = record.CreatedAt,
-            ["expiresAt"] = record.ExpiresAt,
-            ["view"] = new { path = $"/v2/{options.Value.PathPrefix}/{record.Id}/", host = string.IsNullOrEmpty(suffix) ? null : $"{record.Id}.{suffix}" },
+            Tags = withTags ? await changes.TagsAsync(record, cancellationToken) : null,
         };
-        if (withTags)
-        {
-            description["tags"] = (await changes.TagsAsync(record, cancellationToken))
-                .Select(t => new { repository = t.Repository, tag = t.Tag, digest = t.Digest, uniqueBytes = t.UniqueBytes });
-        }
-        return description;
     }
 
     /// <summary>
@@ -177,14 +158,14 @@ public sealed partial class ChangeEndpoints(
         return ChangeId.Parse(id);
     }
 
-    private static async Task<T?> ReadBodyAsync<T>(HttpContext context) where T : class
+    private static async Task<T?> ReadBodyAsync<T>(HttpContext context, JsonTypeInfo<T> type) where T : class
     {
         var content = await Storage.StreamCopy.ReadLimitedAsync(context.Request.Body, 64 * 1024, context.RequestAborted)
             ?? throw new ChangeInvalidException("request body over 64 KiB");
         if (content.Length == 0) return null;
         try
         {
-            return JsonSerializer.Deserialize<T>(content, Json);
+            return JsonSerializer.Deserialize(content, type);
         }
         catch (JsonException e)
         {
@@ -215,7 +196,7 @@ public sealed partial class ChangeEndpoints(
     [GeneratedRegex(@"^(?<part>[0-9]{1,6}[dhms])+\z", RegexOptions.CultureInvariant)]
     private static partial Regex DurationPattern();
 
-    private sealed class ChangeRequest
+    internal sealed class ChangeRequest
     {
         public List<string>? Ahead { get; set; }
         public string? Ttl { get; set; }
@@ -223,13 +204,13 @@ public sealed partial class ChangeEndpoints(
         public bool? Credential { get; set; }
     }
 
-    private sealed class PromoteRequest
+    internal sealed class PromoteRequest
     {
         public List<TagRequest>? Tags { get; set; }
         public Dictionary<string, string?>? Expect { get; set; }
     }
 
-    private sealed class TagRequest
+    internal sealed class TagRequest
     {
         public string? Repository { get; set; }
         public string? Tag { get; set; }

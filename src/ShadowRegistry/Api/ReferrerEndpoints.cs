@@ -27,8 +27,8 @@ public sealed class ReferrerEndpoints(ReferrerIndex referrers, IDiagnosticContex
             found = found.Where(d => d.ArtifactType == artifactType);
             context.Response.Headers["OCI-Filters-Applied"] = "artifactType";
         }
-        var index = new { schemaVersion = 2, mediaType = MediaTypes.OciIndex, manifests = found.ToList() };
+        var index = new ImageIndex(2, MediaTypes.OciIndex, found.ToList());
         context.Response.ContentType = MediaTypes.OciIndex;
-        await context.Response.Body.WriteAsync(JsonSerializer.SerializeToUtf8Bytes(index, ManifestJson.Options), context.RequestAborted);
+        await context.Response.Body.WriteAsync(JsonSerializer.SerializeToUtf8Bytes(index, ManifestJson.Default.ImageIndex), context.RequestAborted);
     }
 }

@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using ShadowRegistry.Domain;
 
 namespace ShadowRegistry.Api;
@@ -14,31 +15,29 @@ public static class RegistryErrorMapper
         var message = exception.Message;
         return exception switch
         {
-            BlobUnknownException e => new(404, "BLOB_UNKNOWN", message, new { digest = e.Digest.ToString() }),
-            BlobUploadUnknownException e => new(404, "BLOB_UPLOAD_UNKNOWN", message, new { uuid = e.UploadId }),
+            BlobUnknownException e => new(404, "BLOB_UNKNOWN", message, RegistryError.DetailOf(("digest", e.Digest.ToString()))),
+            BlobUploadUnknownException e => new(404, "BLOB_UPLOAD_UNKNOWN", message, RegistryError.DetailOf(("uuid", e.UploadId))),
             UploadRangeException e => WithHeader(new(416, "BLOB_UPLOAD_INVALID", message), "Range", RegistryError.UploadRange(e.CurrentSize)),
-            BlobRangeNotSatisfiableException e => WithHeader(new(416, "RANGE_INVALID", message, new { size = e.Size }), "Content-Range", $"bytes */{e.Size}"),
+            BlobRangeNotSatisfiableException e => WithHeader(new(416, "RANGE_INVALID", message, RegistryError.DetailOf(("size", e.Size))), "Content-Range", $"bytes */{e.Size}"),
             DigestInvalidException e => new(400, "DIGEST_INVALID", message,
-                e is { Expected: { } expected, Actual: { } actual } ? new { expected = expected.ToString(), actual = actual.ToString() } : null),
+                e is { Expected: { } expected, Actual: { } actual } ? RegistryError.DetailOf(("expected", expected.ToString()), ("actual", actual.ToString())) : null),
             SizeInvalidException => new(400, "SIZE_INVALID", message),
-            ManifestBlobUnknownException e => new(400, "MANIFEST_BLOB_UNKNOWN", message, new { digest = e.Digest.ToString() }),
+            ManifestBlobUnknownException e => new(400, "MANIFEST_BLOB_UNKNOWN", message, RegistryError.DetailOf(("digest", e.Digest.ToString()))),
             ManifestInvalidException => new(400, "MANIFEST_INVALID", message),
             ManifestTooLargeException => new(StatusCodes.Status413PayloadTooLarge, "MANIFEST_INVALID", message),
-            ManifestUnknownException e => new(404, "MANIFEST_UNKNOWN", message, new { reference = e.Reference }),
-            NameInvalidException e => new(400, "NAME_INVALID", message, new { name = e.Name }),
-            NameUnknownException e => new(404, "NAME_UNKNOWN", message, new { name = e.Name.ToString() }),
-            TagInvalidException e => new(400, "TAG_INVALID", message, new { reference = e.Tag }),
+            ManifestUnknownException e => new(404, "MANIFEST_UNKNOWN", message, RegistryError.DetailOf(("reference", e.Reference))),
+            NameInvalidException e => new(400, "NAME_INVALID", message, RegistryError.DetailOf(("name", e.Name))),
+            NameUnknownException e => new(404, "NAME_UNKNOWN", message, RegistryError.DetailOf(("name", e.Name.ToString()))),
+            TagInvalidException e => new(400, "TAG_INVALID", message, RegistryError.DetailOf(("reference", e.Tag))),
             PaginationInvalidException => new(400, "PAGINATION_NUMBER_INVALID", message),
             UpstreamUnavailableException => new(503, "UNAVAILABLE", message),
             UpstreamBadContentException => new(502, "UNAVAILABLE", message),
-            BlobBeingCollectedException e => new(503, "UNAVAILABLE", message, new { digest = e.Digest.ToString() }),
+            BlobBeingCollectedException e => new(503, "UNAVAILABLE", message, RegistryError.DetailOf(("digest", e.Digest.ToString()))),
             StorageFullException => new(StatusCodes.Status507InsufficientStorage, "UNAVAILABLE", message),
             ChangeInvalidException => new(400, "CHANGE_INVALID", message),
-            ChangeUnknownException e => new(404, "NAME_UNKNOWN", message, new { change = e.Id.Value, expired = e.Expired }),
-            PromotionConflictException e => new(409, "CHANGE_CONFLICT", message, new
-            {
-                mismatches = e.Mismatches.Select(m => new { repository = m.Repository, tag = m.Tag, expected = m.Expected, actual = m.Actual }),
-            }),
+            ChangeUnknownException e => new(404, "NAME_UNKNOWN", message, RegistryError.DetailOf(("change", e.Id.Value), ("expired", e.Expired))),
+            PromotionConflictException e => new(409, "CHANGE_CONFLICT", message, RegistryError.DetailOf(("mismatches", new JsonArray([.. e.Mismatches.Select(m =>
+                RegistryError.DetailOf(("repository", m.Repository), ("tag", m.Tag), ("expected", m.Expected), ("actual", m.Actual)))])))),
             _ => null,
         };
     }

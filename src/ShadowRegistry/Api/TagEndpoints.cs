@@ -23,12 +23,12 @@ public sealed class TagEndpoints(
         SourceHeader.Set(context.Response, list.Source, target);
         var page = Pagination.Page(context, list.Tags, options.Value.MaxPageSize);
         // The name as the client addressed it, view prefix included.
-        await context.Response.WriteAsJsonAsync(new { name = target.ViewPrefix + target.Requested.Value, tags = page }, context.RequestAborted);
+        await context.Response.WriteAsJsonAsync(new TagList(target.ViewPrefix + target.Requested.Value, page), ApiJson.Relaxed.TagList, cancellationToken: context.RequestAborted);
     }
 
     public async Task CatalogAsync(HttpContext context)
     {
         var page = Pagination.Page(context, await catalog.ListAsync(context.RequestAborted), options.Value.MaxPageSize);
-        await context.Response.WriteAsJsonAsync(new { repositories = page }, context.RequestAborted);
+        await context.Response.WriteAsJsonAsync(new RepositoryList(page), ApiJson.Relaxed.RepositoryList, cancellationToken: context.RequestAborted);
     }
 }

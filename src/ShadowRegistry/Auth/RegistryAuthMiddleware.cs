@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using Microsoft.Extensions.Options;
 using Serilog;
 using ShadowRegistry.Api;
@@ -128,7 +129,8 @@ public sealed class RegistryAuthMiddleware(
 
     private RegistryError Refusal(HttpContext context, Requirement need, int status, string code, string message, string? challengeError)
     {
-        var detail = need.Scope is null ? null : need.Names.Select(name => new { Type = need.Type, Name = name, Action = need.Action }).ToArray();
+        var detail = need.Scope is null ? null
+            : new JsonArray([.. need.Names.Select(name => RegistryError.DetailOf(("Type", need.Type), ("Name", name), ("Action", need.Action)))]);
         var error = new RegistryError(status, code, message, detail);
         error.Headers["WWW-Authenticate"] = Challenge.Bearer(Challenge.Realm(context.Request, options.Value), options.Value.Service, need.Scope, challengeError);
         return error;

@@ -88,7 +88,7 @@ public sealed class TokenEndpoint(
             issued.Token,
             issued.Token,
             issued.ExpiresInSeconds,
-            issued.IssuedAt.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture)));
+            issued.IssuedAt.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture)), AuthJson.Default.TokenResponse);
     }
 
     private RegistryError Unauthorized(HttpRequest request, string message)
@@ -186,7 +186,7 @@ public sealed class TokenEndpoint(
 
     private static string Describe(IReadOnlyList<AccessScope> scopes) => scopes.Count == 0 ? "nothing" : string.Join(' ', scopes);
 
-    private sealed record TokenResponse(
+    internal sealed record TokenResponse(
         [property: JsonPropertyName("token")] string Token,
         [property: JsonPropertyName("access_token")] string AccessToken,
         [property: JsonPropertyName("expires_in")] int ExpiresIn,

@@ -1,6 +1,7 @@
 using System.IdentityModel.Tokens.Jwt;
 using System.Security.Cryptography;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.Tokens;
 
@@ -83,7 +84,7 @@ public sealed class TokenService
             [JwtRegisteredClaimNames.Exp] = expires.ToUnixTimeSeconds(),
             [JwtRegisteredClaimNames.Jti] = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16)),
             [JwtRegisteredClaimNames.Sub] = subject ?? "",
-            ["access"] = JsonSerializer.SerializeToElement(access.Select(scope => new AccessEntry(scope.Type, scope.Name, scope.Actions.ToArray())).ToArray(), AccessJson.Options),
+            ["access"] = JsonSerializer.SerializeToElement(access.Select(scope => new AccessEntry(scope.Type, scope.Name, scope.Actions.ToArray())).ToArray(), AuthJson.Relaxed.AccessEntryArray),
         };
         var token = new JwtSecurityToken(new JwtHeader(signingKey.Credentials), payload);
         return new IssuedToken(handler.WriteToken(token), now, expires);
@@ -120,7 +121,7 @@ public sealed class TokenService
     {
         using var document = JsonDocument.Parse(Base64UrlEncoder.DecodeBytes(rawPayload));
         if (!document.RootElement.TryGetProperty("access", out var access) || access.ValueKind == JsonValueKind.Null) return [];
-        var entries = access.Deserialize<AccessEntry[]>(AccessJson.Options) ?? [];
+        var entries = access.Deserialize(AuthJson.Relaxed.AccessEntryArray) ?? [];
         return entries
             .Where(entry => entry is { Type.Length: > 0, Name.Length: > 0 })
             .Select(entry => new AccessScope(entry.Type, entry.Name, entry.Actions ?? []))
@@ -143,13 +144,17 @@ public sealed class TokenService
         _ => $"token is invalid ({e.GetType().Name})",
     };
 
-    private sealed record AccessEntry(
-        [property: System.Text.Json.Serialization.JsonPropertyName("type")] string Type,
-        [property: System.Text.Json.Serialization.JsonPropertyName("name")] string Name,
-        [property: System.Text.Json.Serialization.JsonPropertyName("actions")] string[]? Actions);
+    internal sealed record AccessEntry(
+        [property: JsonPropertyName("type")] string Type,
+        [property: JsonPropertyName("name")] string Name,
+        [property: JsonPropertyName("actions")] string[]? Actions);
+}
 
-    private static class AccessJson
-    {
-        public static readonly JsonSerializerOptions Options = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
-    }
+/// <summary>The token service's JSON, by generated code rather than reflection (the Native AOT build has none).</summary>
+[JsonSerializable(typeof(TokenService.AccessEntry[]))]
+[JsonSerializable(typeof(TokenEndpoint.TokenResponse))]
+internal sealed partial class AuthJson : JsonSerializerContext
+{
+    /// <summary>The access claim, written with the relaxed encoder it has always had.</summary>
+    public static readonly AuthJson Relaxed = new(new JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
 }

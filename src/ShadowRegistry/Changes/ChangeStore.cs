@@ -71,7 +71,7 @@ public sealed class ChangeStore(IStorageDriver driver, IOptions<Configuration.Re
     public async Task<bool> TryPutAsync(ChangeRecord record, StorageVersion? expected, CancellationToken cancellationToken)
     {
         var id = ChangeId.Parse(record.Id);
-        var content = JsonSerializer.SerializeToUtf8Bytes(record);
+        var content = JsonSerializer.SerializeToUtf8Bytes(record, ChangeJson.Default.ChangeRecord);
         var path = RegistryPaths.ChangeRecord(id);
         var written = expected is null
             ? await driver.PutIfAbsentAsync(path, content, cancellationToken)
@@ -111,5 +111,9 @@ public sealed class ChangeStore(IStorageDriver driver, IOptions<Configuration.Re
         driver.TryDeleteAsync(RegistryPaths.OverlayRoot(new Overlay(id, generation)), cancellationToken);
 
     private static ChangeRecord Deserialize(byte[] content) =>
-        JsonSerializer.Deserialize<ChangeRecord>(content) ?? throw new InvalidDataException("empty change record");
+        JsonSerializer.Deserialize(content, ChangeJson.Default.ChangeRecord) ?? throw new InvalidDataException("empty change record");
 }
+
+/// <summary>Change records as JSON, by generated code rather than reflection (the Native AOT build has none).</summary>
+[JsonSerializable(typeof(ChangeRecord))]
+internal sealed partial class ChangeJson : JsonSerializerContext;

@@ -421,19 +421,17 @@ public sealed class GarbageCollector(
         return true;
     }
 
-    private sealed record Lease(string Owner, DateTimeOffset Until);
-
     /// <summary>The store-wide lease (a conditional write), so two processes sharing the store do not collect at once; null when held elsewhere.</summary>
     private async Task<StorageVersion?> AcquireLeaseAsync(CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
-        var content = JsonSerializer.SerializeToUtf8Bytes(new Lease($"{Environment.MachineName}/{Environment.ProcessId}/{Guid.NewGuid():N}",
-            now + options.Value.Gc.LeaseDuration));
+        var content = JsonSerializer.SerializeToUtf8Bytes(new GcLease($"{Environment.MachineName}/{Environment.ProcessId}/{Guid.NewGuid():N}",
+            now + options.Value.Gc.LeaseDuration), GcJson.Default.GcLease);
         var current = await driver.GetVersionedAsync(RegistryPaths.GcLease, cancellationToken);
-        Lease? held = null;
+        GcLease? held = null;
         try
         {
-            held = current is null ? null : JsonSerializer.Deserialize<Lease>(current.Content);
+            held = current is null ? null : JsonSerializer.Deserialize(current.Content, GcJson.Default.GcLease);
         }
         catch (JsonException)
         {
@@ -463,3 +461,10 @@ public sealed class GarbageCollector(
     private static ParallelOptions Options(CancellationToken cancellationToken) =>
         new() { MaxDegreeOfParallelism = Parallelism, CancellationToken = cancellationToken };
 }
+
+/// <summary>The store-wide collection lease: who holds it and until when.</summary>
+internal sealed record GcLease(string Owner, DateTimeOffset Until);
+
+/// <summary>The lease as JSON by generated code, not reflection (the Native AOT build has none).</summary>
+[System.Text.Json.Serialization.JsonSerializable(typeof(GcLease))]
+internal sealed partial class GcJson : System.Text.Json.Serialization.JsonSerializerContext;

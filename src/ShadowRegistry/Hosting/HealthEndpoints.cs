@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 
@@ -28,18 +29,20 @@ public static class HealthEndpoints
             return context.Response.WriteAsync(report.Status.ToString());
         }
         context.Response.ContentType = "application/json; charset=utf-8";
-        var detail = new
-        {
-            status = report.Status.ToString(),
-            durationMs = Math.Round(report.TotalDuration.TotalMilliseconds, 1),
-            checks = report.Entries.Select(entry => new
-            {
-                name = entry.Key,
-                status = entry.Value.Status.ToString(),
-                description = entry.Value.Description,
-                durationMs = Math.Round(entry.Value.Duration.TotalMilliseconds, 1),
-            }),
-        };
-        return context.Response.WriteAsync(JsonSerializer.Serialize(detail));
+        var detail = new HealthDetail(
+            report.Status.ToString(),
+            Math.Round(report.TotalDuration.TotalMilliseconds, 1),
+            [.. report.Entries.Select(entry => new CheckDetail(
+                entry.Key, entry.Value.Status.ToString(), entry.Value.Description, Math.Round(entry.Value.Duration.TotalMilliseconds, 1)))]);
+        return context.Response.WriteAsync(JsonSerializer.Serialize(detail, HealthJson.Default.HealthDetail));
     }
+
+    internal sealed record HealthDetail(string Status, double DurationMs, List<CheckDetail> Checks);
+
+    internal sealed record CheckDetail(string Name, string Status, string? Description, double DurationMs);
 }
+
+/// <summary>The health detail, by generated code rather than reflection (the Native AOT build has none).</summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
+[JsonSerializable(typeof(HealthEndpoints.HealthDetail))]
+internal sealed partial class HealthJson : JsonSerializerContext;

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using System.Text.Json.Serialization;
 
 namespace ShadowRegistry.Manifests;
@@ -14,10 +13,18 @@ public sealed record Descriptor
     [JsonPropertyName("urls")] public string[]? Urls { get; init; }
 }
 
-public static class ManifestJson
-{
-    public static readonly JsonSerializerOptions Options = new()
-    {
-        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-    };
-}
+/// <summary>An OCI image index, as the referrers API answers.</summary>
+public sealed record ImageIndex(
+    [property: JsonPropertyName("schemaVersion")] int SchemaVersion,
+    [property: JsonPropertyName("mediaType")] string MediaType,
+    [property: JsonPropertyName("manifests")] List<Descriptor> Manifests);
+
+/// <summary>
+/// Descriptors, annotations and indexes as JSON, by generated code rather than reflection (the Native AOT build has no
+/// reflection-based serializer). Absent optional fields are left out, as OCI clients expect.
+/// </summary>
+[JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(Descriptor))]
+[JsonSerializable(typeof(ImageIndex))]
+[JsonSerializable(typeof(Dictionary<string, string>))]
+public sealed partial class ManifestJson : JsonSerializerContext;

@@ -88,7 +88,7 @@ public static class ManifestParser
         Descriptor? descriptor;
         try
         {
-            descriptor = element.Deserialize<Descriptor>(ManifestJson.Options);
+            descriptor = element.Deserialize(ManifestJson.Default.Descriptor);
         }
         catch (JsonException e)
         {
@@ -111,7 +111,7 @@ public static class ManifestParser
         if (!root.TryGetProperty("annotations", out var element) || element.ValueKind != JsonValueKind.Object) return null;
         try
         {
-            return element.Deserialize<Dictionary<string, string>>();
+            return element.Deserialize(ManifestJson.Default.DictionaryStringString);
         }
         catch (JsonException e)
         {

@@ -13,7 +13,7 @@ public sealed class ReferrerIndex(IStorageDriver driver)
 {
     public Task AddAsync(RepositoryName repository, Digest subject, Descriptor referrer, CancellationToken cancellationToken) =>
         driver.PutContentAsync(RegistryPaths.Referrer(repository, subject, Digest.Parse(referrer.Digest)),
-            JsonSerializer.SerializeToUtf8Bytes(referrer, ManifestJson.Options), cancellationToken);
+            JsonSerializer.SerializeToUtf8Bytes(referrer, ManifestJson.Default.Descriptor), cancellationToken);
 
     public Task<bool> RemoveAsync(RepositoryName repository, Digest subject, Digest referrer, CancellationToken cancellationToken) =>
         driver.TryDeleteAsync(RegistryPaths.Referrer(repository, subject, referrer), cancellationToken);
@@ -25,7 +25,7 @@ public sealed class ReferrerIndex(IStorageDriver driver)
         foreach (var name in await driver.ListOrEmptyAsync(directory, cancellationToken))
         {
             var content = await driver.TryGetContentAsync(StoragePath.Join(directory, name), cancellationToken);
-            if (content is not null && JsonSerializer.Deserialize<Descriptor>(content, ManifestJson.Options) is { } descriptor) result.Add(descriptor);
+            if (content is not null && JsonSerializer.Deserialize(content, ManifestJson.Default.Descriptor) is { } descriptor) result.Add(descriptor);
         }
         result.Sort((a, b) => string.CompareOrdinal(a.Digest, b.Digest));
         return result;

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net.Http.Headers;
+using System.Text.Json.Nodes;
 using System.Threading.Channels;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -328,19 +329,27 @@ public sealed class ReplicationService(
             if (path.StartsWith("/v2/", StringComparison.Ordinal) && (request.Method == HttpMethod.Get || request.Method == HttpMethod.Head))
             {
                 if (path.EndsWith("/tags/list", StringComparison.Ordinal) && RepositoryName.TryParse(path[4..^"/tags/list".Length], out var listed))
-                    return Json(request, System.Net.HttpStatusCode.OK, new { name = listed.Value, tags = await tags.ListAsync(listed, cancellationToken) });
+                    return Json(request, System.Net.HttpStatusCode.OK, new JsonObject
+                    {
+                        ["name"] = listed.Value,
+                        ["tags"] = new JsonArray([.. (await tags.ListAsync(listed, cancellationToken)).Select(tag => (JsonNode)tag)]),
+                    });
                 var at = path.LastIndexOf("/manifests/", StringComparison.Ordinal);
                 if (at > 4 && RepositoryName.TryParse(path[4..at], out var repository) && path[(at + "/manifests/".Length)..] is var reference
                     && Tag.IsValid(reference) && await tags.ResolveAsync(repository, reference, cancellationToken) is null)
-                    return Json(request, System.Net.HttpStatusCode.NotFound, new { errors = new[] { new { code = "MANIFEST_UNKNOWN", message = $"no local tag {reference}" } } });
+                    return Json(request, System.Net.HttpStatusCode.NotFound, new JsonObject
+                    {
+                        ["errors"] = new JsonArray(new JsonObject { ["code"] = "MANIFEST_UNKNOWN", ["message"] = $"no local tag {reference}" }),
+                    });
             }
             return await base.SendAsync(request, cancellationToken);
         }
 
-        private static HttpResponseMessage Json(HttpRequestMessage request, System.Net.HttpStatusCode status, object body) => new(status)
+        // JSON nodes rather than anonymous objects: written without reflection (the Native AOT build has none).
+        private static HttpResponseMessage Json(HttpRequestMessage request, System.Net.HttpStatusCode status, JsonNode body) => new(status)
         {
             RequestMessage = request,
-            Content = new StringContent(System.Text.Json.JsonSerializer.Serialize(body), System.Text.Encoding.UTF8, "application/json"),
+            Content = new StringContent(body.ToJsonString(), System.Text.Encoding.UTF8, "application/json"),
         };
     }
 

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Globalization;
 using System.Net;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Amazon;
 using Amazon.Runtime;
 using Amazon.S3;
@@ -580,14 +581,14 @@ public sealed class S3Driver : IStorageDriver, IStartupCheck, IDisposable
             return null;
         }
         var length = BinaryPrimitives.ReadInt32BigEndian(raw);
-        var state = JsonSerializer.Deserialize<WriterState>(raw.AsSpan(4, length))!;
+        var state = JsonSerializer.Deserialize(raw.AsSpan(4, length), S3DriverJson.Default.WriterState)!;
         return (state, raw[(4 + length)..], etag);
     }
 
     /// <summary>Writes the state conditionally on the ETag last seen (or on there being none); null when someone else changed it.</summary>
     private async Task<string?> WriteStateAsync(string stateKey, WriterState state, ReadOnlyMemory<byte> tail, string? etag, bool mustBeAbsent, CancellationToken cancellationToken)
     {
-        var header = JsonSerializer.SerializeToUtf8Bytes(state);
+        var header = JsonSerializer.SerializeToUtf8Bytes(state, S3DriverJson.Default.WriterState);
         var raw = new byte[4 + header.Length + tail.Length];
         BinaryPrimitives.WriteInt32BigEndian(raw, header.Length);
         header.CopyTo(raw, 4);
@@ -897,3 +898,7 @@ public sealed class S3Driver : IStorageDriver, IStartupCheck, IDisposable
         }
     }
 }
+
+/// <summary>The writer state kept beside an object being written, by generated code (the Native AOT build has no reflection-based serializer).</summary>
+[JsonSerializable(typeof(S3Driver.WriterState))]
+internal sealed partial class S3DriverJson : JsonSerializerContext;
