@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using ShadowRegistry.Configuration;
+using ShadowRegistry.Domain;
 
 namespace ShadowRegistry.Gc;
 
@@ -8,53 +9,12 @@ namespace ShadowRegistry.Gc;
 /// Registry:Gc:Enabled. Several processes sharing the store may all schedule it: the lease lets one run at a time.
 /// </summary>
 public sealed class GcScheduler(GarbageCollector collector, IOptions<RegistryOptions> options, TimeProvider time, ILogger<GcScheduler> logger)
-    : IHostedService, IDisposable
+    : PeriodicPass(time, logger)
 {
-    private readonly CancellationTokenSource stopping = new();
-    private readonly SemaphoreSlim running = new(1, 1);
-    private ITimer? timer;
+    protected override (TimeSpan Due, TimeSpan Period)? Schedule =>
+        options.Value.Gc is { Enabled: true } gc ? (gc.Interval, gc.Interval) : null;
 
-    public Task StartAsync(CancellationToken cancellationToken)
-    {
-        var gc = options.Value.Gc;
-        if (gc.Enabled) timer = time.CreateTimer(_ => _ = PassAsync(), null, gc.Interval, gc.Interval);
-        return Task.CompletedTask;
-    }
+    protected override string Work => "Garbage collection";
 
-    public async Task StopAsync(CancellationToken cancellationToken)
-    {
-        await stopping.CancelAsync();
-        if (timer is not null) await timer.DisposeAsync();
-        await running.WaitAsync(cancellationToken);
-        running.Release();
-    }
-
-    /// <summary>One scheduled collection; skipped while the previous one still runs.</summary>
-    private async Task PassAsync()
-    {
-        if (!await running.WaitAsync(0)) return;
-        try
-        {
-            await collector.RunAsync(dryRun: false, stopping.Token);
-        }
-        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
-        {
-            // Shutting down.
-        }
-        catch (Exception e)
-        {
-            // Never out of a timer callback: the next interval tries again.
-            logger.LogWarning(e, "Garbage collection failed; will try again");
-        }
-        finally
-        {
-            running.Release();
-        }
-    }
-
-    public void Dispose()
-    {
-        timer?.Dispose();
-        stopping.Dispose();
-    }
+    protected override Task RunPassAsync(CancellationToken cancellationToken) => collector.RunAsync(dryRun: false, cancellationToken);
 }
