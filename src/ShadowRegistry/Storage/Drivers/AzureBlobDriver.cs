@@ -471,32 +471,17 @@ public sealed class AzureBlobDriver : IStorageDriver, IStartupCheck
             throw new PathNotFoundException(Name, sourcePath, e);
         }
         var destination = Blob(destinationPath);
-        // A publish returns only once the destination is there: with several copies of one digest racing onto the
-        // same destination, Azurite was seen to end without it (a copy replaces the blob it lands on). The source is
-        // still in place (deleted only after this returns), so copying again is always possible.
-        for (var attempt = 1; ; attempt++)
+        var copy = await destination.StartCopyFromUriAsync(source.Uri, new BlobCopyFromUriOptions { Metadata = ModifiedNow() }, cancellationToken);
+        // Within one account the service usually copies before it answers; otherwise poll the destination. Its copy
+        // status may be another copy's by then (two publishes of one digest): either leaves the whole content.
+        var status = copy.HasCompleted ? CopyStatus.Success : CopyStatus.Pending;
+        while (status == CopyStatus.Pending)
         {
-            var copy = await destination.StartCopyFromUriAsync(source.Uri, new BlobCopyFromUriOptions { Metadata = ModifiedNow() }, cancellationToken);
-            // Within one account the service usually copies before it answers; otherwise poll the destination. Its copy
-            // status may be another copy's by then (two publishes of one digest): either leaves the whole content.
-            var status = copy.HasCompleted ? CopyStatus.Success : CopyStatus.Pending;
-            while (status == CopyStatus.Pending)
-            {
-                await Task.Delay(TimeSpan.FromMilliseconds(100), time, cancellationToken);
-                try
-                {
-                    status = (await destination.GetPropertiesAsync(cancellationToken: cancellationToken)).Value.BlobCopyStatus ?? CopyStatus.Success;
-                }
-                catch (RequestFailedException e) when (e.Status == 404)
-                {
-                    break; // replaced under us: checked below
-                }
-            }
-            if (status is not (CopyStatus.Success or CopyStatus.Pending))
-                throw new StorageUnavailableException(Name, destinationPath, $"copy from {sourcePath} ended {status}");
-            if ((await destination.ExistsAsync(cancellationToken)).Value) return;
-            if (attempt == 3) throw new StorageUnavailableException(Name, destinationPath, $"copy from {sourcePath} left no blob, 3 times");
+            await Task.Delay(TimeSpan.FromMilliseconds(100), time, cancellationToken);
+            status = (await destination.GetPropertiesAsync(cancellationToken: cancellationToken)).Value.BlobCopyStatus ?? CopyStatus.Success;
         }
+        if (status != CopyStatus.Success)
+            throw new StorageUnavailableException(Name, destinationPath, $"copy from {sourcePath} ended {status}");
     }
 
     private static async Task ReleaseQuietlyAsync(BlobLeaseClient lease)
