@@ -19,6 +19,22 @@ namespace ShadowRegistry.Tests.Sync;
 /// </summary>
 public sealed class ReplicationTests
 {
+    /// <summary>What the service processes from now on; the function waits (at most 60 s) for the next result that matches.</summary>
+    private static Func<Func<ReplicationResult, bool>, Task<ReplicationResult>> Watch(ReplicationService replication)
+    {
+        var results = Channel.CreateUnbounded<ReplicationResult>();
+        replication.Processed += result => results.Writer.TryWrite(result);
+        return async match =>
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            while (true)
+            {
+                var result = await results.Reader.ReadAsync(timeout.Token);
+                if (match(result)) return result;
+            }
+        };
+    }
+
     [Fact]
     public async Task PushesPromotionsReferrersAndTagDeletesReachTheDestinationAndTheReconcileHealsALostEvent()
     {
@@ -37,17 +53,7 @@ public sealed class ReplicationTests
             "--Replication:MaxAttempts", "1",
             "--Replication:RequestAttempts", "1");
         var replication = a.Services.GetRequiredService<ReplicationService>();
-        var results = Channel.CreateUnbounded<ReplicationResult>();
-        replication.Processed += result => results.Writer.TryWrite(result);
-        async Task<ReplicationResult> NextAsync(Func<ReplicationResult, bool> match)
-        {
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-            while (true)
-            {
-                var result = await results.Reader.ReadAsync(timeout.Token);
-                if (match(result)) return result;
-            }
-        }
+        var NextAsync = Watch(replication);
         using var clientA = a.CreateClient();
         using var clientB = b.CreateClient();
 
@@ -207,17 +213,7 @@ public sealed class ReplicationTests
             "--Replication:Destinations:b:Password", AuthTestSupport.Writer.Password,
             "--Replication:ReconcileInterval", "00:00:01"));
         var replication = a.Services.GetRequiredService<ReplicationService>();
-        var results = Channel.CreateUnbounded<ReplicationResult>();
-        replication.Processed += result => results.Writer.TryWrite(result);
-        async Task<ReplicationResult> NextAsync(Func<ReplicationResult, bool> match)
-        {
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-            while (true)
-            {
-                var result = await results.Reader.ReadAsync(timeout.Token);
-                if (match(result)) return result;
-            }
-        }
+        var NextAsync = Watch(replication);
         using var clientA = a.CreateClient();
         using var clientB = b.CreateClient();
 
@@ -255,17 +251,7 @@ public sealed class ReplicationTests
             "--Replication:ReconcileInterval", "00:10:00",
             "--Replication:RequestAttempts", "1"));
         var replication = a.Services.GetRequiredService<ReplicationService>();
-        var results = Channel.CreateUnbounded<ReplicationResult>();
-        replication.Processed += result => results.Writer.TryWrite(result);
-        async Task<ReplicationResult> NextAsync(Func<ReplicationResult, bool> match)
-        {
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-            while (true)
-            {
-                var result = await results.Reader.ReadAsync(timeout.Token);
-                if (match(result)) return result;
-            }
-        }
+        var NextAsync = Watch(replication);
         using var clientA = a.CreateClient();
         using var clientB = b.CreateClient();
 
