@@ -37,6 +37,14 @@ public abstract class ContainerDaemon : IAsyncDisposable
     /// <summary>Everything the daemon logged so far (for failure messages).</summary>
     public string Log => log.ToString();
 
+    /// <summary>The end of <see cref="Log"/>, for the failure message of a client command.</summary>
+    private protected string LogTail()
+    {
+        var text = Log;
+        const int Keep = 12_000;
+        return $"{Name} log{(text.Length > Keep ? " (its end)" : "")}:\n{(text.Length > Keep ? text[^Keep..] : text)}";
+    }
+
     /// <summary>
     /// Why <paramref name="executable"/> cannot be started as a daemon here, or null when it can: the daemons need root
     /// (mounts, namespaces) and their binaries on PATH.
@@ -318,7 +326,8 @@ public sealed class DockerDaemon : ContainerDaemon
 
     /// <summary>The docker CLI against this daemon only (-H its socket), with a private DOCKER_CONFIG and the legacy builder.</summary>
     /// <param name="timeout">Longest run of one command (default <see cref="ExternalTool.DefaultTimeout"/>).</param>
-    public ExternalTool Docker(ITestOutputHelper? output = null, TimeSpan? timeout = null) => Cli(Scratch, SocketPath, output, timeout);
+    public ExternalTool Docker(ITestOutputHelper? output = null, TimeSpan? timeout = null) =>
+        Cli(Scratch, SocketPath, output, timeout, LogTail);
 
     /// <summary>
     /// The environment a script that runs `docker` itself needs to reach this daemon only: DOCKER_HOST (its socket),
@@ -326,8 +335,9 @@ public sealed class DockerDaemon : ContainerDaemon
     /// </summary>
     public IReadOnlyDictionary<string, string?> ClientEnvironment => ClientEnvironmentOf(Scratch, SocketPath);
 
-    private static ExternalTool Cli(ScratchDirectory scratch, string socket, ITestOutputHelper? output, TimeSpan? timeout = null) => new("docker", output)
+    private static ExternalTool Cli(ScratchDirectory scratch, string socket, ITestOutputHelper? output, TimeSpan? timeout = null, Func<string>? daemonLog = null) => new("docker", output)
     {
+        FailureContext = daemonLog,
         BaseArguments = ["-H", $"unix://{socket}"],
         Environment = new Dictionary<string, string?>(ClientEnvironmentOf(scratch, null)),
         WorkingDirectory = scratch.Path,
@@ -417,10 +427,11 @@ public sealed class ContainerdDaemon : ContainerDaemon
     }
 
     /// <summary>ctr against this containerd only (-a its socket).</summary>
-    public ExternalTool Ctr(ITestOutputHelper? output = null) => Cli(SocketPath, output);
+    public ExternalTool Ctr(ITestOutputHelper? output = null) => Cli(SocketPath, output, LogTail);
 
-    private static ExternalTool Cli(string socket, ITestOutputHelper? output) => new("ctr", output)
+    private static ExternalTool Cli(string socket, ITestOutputHelper? output, Func<string>? daemonLog = null) => new("ctr", output)
     {
+        FailureContext = daemonLog,
         BaseArguments = ["-a", socket, "-n", "default"],
         Environment = new Dictionary<string, string?>
         {

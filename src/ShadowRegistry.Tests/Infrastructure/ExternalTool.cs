@@ -52,6 +52,9 @@ public sealed class ExternalTool
 
     public TimeSpan Timeout { get; init; } = DefaultTimeout;
 
+    /// <summary>More to say when a run fails, read at that moment (e.g. the log of the daemon the tool talks to).</summary>
+    public Func<string>? FailureContext { get; init; }
+
     /// <summary>The full path of <paramref name="name"/> on PATH; fails the test with install instructions when absent.</summary>
     public static string Require(string name)
     {
@@ -90,7 +93,7 @@ public sealed class ExternalTool
         var result = await TryRunAsync(arguments);
         if (!result.Succeeded)
         {
-            Assert.Fail($"{Name} failed.\n{result.Describe()}");
+            Assert.Fail($"{Name} failed.\n{result.Describe()}{DescribeContext()}");
         }
         return result;
     }
@@ -177,10 +180,12 @@ public sealed class ExternalTool
         }
         if (timedOut)
         {
-            Assert.Fail($"{Name} did not finish within {Timeout.TotalSeconds:0}s and was killed.\n{result.Describe()}");
+            Assert.Fail($"{Name} did not finish within {Timeout.TotalSeconds:0}s and was killed.\n{result.Describe()}{DescribeContext()}");
         }
         return result;
     }
+
+    private string DescribeContext() => FailureContext is { } context ? $"\n--- context ---\n{Truncate(context())}" : "";
 
     private static async Task PumpAsync(StreamReader reader, StringBuilder sink)
     {
