@@ -332,13 +332,19 @@ public sealed partial class UploadStore(IStorageDriver driver, BlobStore blobs, 
         {
             throw new UploadRangeException(await driver.TryStatAsync(session.DataPath, cancellationToken) is { } busy ? busy.Size : 0);
         }
-        // Checked once the data is ours: a session finished or cancelled meanwhile must get nothing more.
-        if (!await driver.FileExistsAsync(session.MarkerPath, cancellationToken))
+        // Checked once the data is ours: a session finished or cancelled meanwhile must get nothing more. On any
+        // failure here (the client gone, so the check is cancelled) the writer is let go, or the session would stay
+        // busy, every later chunk refused, until the process ends.
+        try
+        {
+            if (!await driver.FileExistsAsync(session.MarkerPath, cancellationToken)) throw new BlobUploadUnknownException(session.Id);
+            return writer;
+        }
+        catch
         {
             await writer.DisposeAsync();
-            throw new BlobUploadUnknownException(session.Id);
+            throw;
         }
-        return writer;
     }
 
     [GeneratedRegex("^[a-f0-9]{32}\\z", RegexOptions.CultureInvariant)]

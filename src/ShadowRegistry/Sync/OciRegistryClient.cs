@@ -426,7 +426,11 @@ public sealed class OciRegistryClient : IDisposable
         if (response.IsSuccessStatusCode) return;
         var body = response.Content is null ? "" : await response.Content.ReadAsStringAsync();
         if (body.Length > 500) body = body[..500];
-        throw new RegistryCallException($"{what}: {(int)response.StatusCode} {response.ReasonPhrase} {body}".TrimEnd(), response.StatusCode);
+        // A refused chunk says where the upload stands; worth having in the message.
+        var stands = response.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable && response.Headers.TryGetValues("Range", out var range)
+            ? $" (the upload holds {range.First()}{(response.RequestMessage?.Content?.Headers.TryGetValues("Content-Range", out var sent) == true ? $", the chunk was {sent.First()}" : "")})"
+            : "";
+        throw new RegistryCallException($"{what}: {(int)response.StatusCode} {response.ReasonPhrase} {body}".TrimEnd() + stands, response.StatusCode);
     }
 
     /// <summary>Sends with authentication and retries (429, 5xx, dropped connections), rebuilding the request for each attempt.</summary>

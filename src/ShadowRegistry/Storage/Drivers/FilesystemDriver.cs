@@ -154,9 +154,18 @@ public sealed partial class FilesystemDriver : IStorageDriver, ISweepsOwnTempora
         // FileShare.None takes an exclusive flock (one writer per path across processes). A new writer truncates only
         // once it holds the lock, so it never cuts the file from under a writer that is still at work.
         var stream = new FileStream(local, append ? FileMode.Open : FileMode.OpenOrCreate, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous);
-        if (append) stream.Seek(0, SeekOrigin.End);
-        else stream.SetLength(0);
-        return (IStorageWriter)new Writer(this, path, local, stream, syncFolderOnCommit: !append);
+        try
+        {
+            if (append) stream.Seek(0, SeekOrigin.End);
+            else stream.SetLength(0);
+            return (IStorageWriter)new Writer(this, path, local, stream, syncFolderOnCommit: !append);
+        }
+        catch
+        {
+            // Closed at once, not by a finalizer some time later: its lock would keep the path busy until then.
+            stream.Dispose();
+            throw;
+        }
     });
 
     public Task<StorageFileInfo> StatAsync(string path, CancellationToken cancellationToken) => Run(path, cancellationToken, () =>
