@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using ShadowRegistry.Configuration;
+using ShadowRegistry.Domain;
 
 namespace ShadowRegistry.Storage;
 
@@ -12,64 +13,33 @@ public sealed class StorageJanitor(
     CrashDebris debris,
     IOptions<RegistryOptions> options,
     TimeProvider time,
-    ILogger<StorageJanitor> logger) : IHostedService, IDisposable
+    ILogger<StorageJanitor> logger) : PeriodicPass(time, logger)
 {
-    private readonly CancellationTokenSource stopping = new();
-    private readonly SemaphoreSlim running = new(1, 1);
-    private ITimer? timer;
+    // Due at once, but on the timer's thread: a large store must not hold up serving.
+    protected override (TimeSpan Due, TimeSpan Period)? Schedule => (TimeSpan.Zero, options.Value.UploadCleanupInterval);
 
-    public Task StartAsync(CancellationToken cancellationToken)
+    // The timer's own thread waits for the pass, which keeps one pass strictly before the next.
+    protected override bool TimerWaitsForPass => true;
+
+    protected override string Work => "Storage cleanup";
+
+    protected override async Task RunPassAsync(CancellationToken cancellationToken)
     {
-        // Due at once, but on the timer's thread: a large store must not hold up serving.
-        timer = time.CreateTimer(_ => Pass(), null, TimeSpan.Zero, options.Value.UploadCleanupInterval);
-        return Task.CompletedTask;
+        // Each step on its own: uploads that cannot be purged must not keep the debris from being swept.
+        await StepAsync("abandoned uploads", () => uploads.PurgeAbandonedAsync(options.Value.UploadExpiry, cancellationToken), cancellationToken);
+        await StepAsync("temporary files", () => debris.SweepAsync(options.Value.TemporaryFileExpiry, cancellationToken), cancellationToken);
     }
 
-    public async Task StopAsync(CancellationToken cancellationToken)
+    private async Task StepAsync(string what, Func<Task> clean, CancellationToken cancellationToken)
     {
-        await stopping.CancelAsync();
-        if (timer is not null) await timer.DisposeAsync();
-        // Let a pass in progress notice the cancellation before the storage goes away under it.
-        await running.WaitAsync(cancellationToken);
-        running.Release();
-    }
-
-    private void Pass()
-    {
-        if (!running.Wait(0)) return; // the previous pass is still going: skip this tick rather than pile up
+        if (cancellationToken.IsCancellationRequested) return;
         try
         {
-            // Blocking is fine on the timer's own thread, and keeps one pass strictly before the next.
-            Run("abandoned uploads", () => uploads.PurgeAbandonedAsync(options.Value.UploadExpiry, stopping.Token).GetAwaiter().GetResult());
-            Run("temporary files", () => debris.SweepAsync(options.Value.TemporaryFileExpiry, stopping.Token).GetAwaiter().GetResult());
+            await clean();
         }
-        finally
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
-            running.Release();
-        }
-    }
-
-    private void Run(string what, Action clean)
-    {
-        if (stopping.IsCancellationRequested) return;
-        try
-        {
-            clean();
-        }
-        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
-        {
-            // Shutting down.
-        }
-        catch (Exception e)
-        {
-            // Anything escaping a timer callback would end the process; the next tick tries again.
             logger.LogWarning(e, "Cleaning {What} failed; will try again", what);
         }
-    }
-
-    public void Dispose()
-    {
-        timer?.Dispose();
-        stopping.Dispose();
     }
 }
