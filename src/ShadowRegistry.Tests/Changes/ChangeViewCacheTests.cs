@@ -11,7 +11,9 @@ namespace ShadowRegistry.Tests.Changes;
 
 /// <summary>
 /// When a view's cached records are due, the requests that find it so share one rebuild: a burst of reads through a
-/// change with ten changes ahead must not turn into a burst of record reads and overlay walks per request.
+/// change with ten changes ahead must not turn into a burst of record reads and overlay walks per request. Under
+/// steady traffic no request waits at all: past half its life a view (or an overlay's repository list) is rebuilt
+/// in the background while requests go on with the one they have.
 /// </summary>
 public sealed class ChangeViewCacheTests
 {
@@ -145,5 +147,74 @@ public sealed class ChangeViewCacheTests
         Assert.All(await Task.WhenAll(waiting), Assert.True);
         Assert.Equal(3, driver.Calls); // one walk: repositories/, team/, team/app/
         Assert.False(await repositories.MayHoldAsync(Name("other").In(overlay), CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task AViewPastHalfItsLifeIsServedAtOnceAndRebuiltInTheBackground()
+    {
+        var driver = new GatedDriver(new InMemoryDriver(), path => path.StartsWith("/changes/", StringComparison.Ordinal) && path.EndsWith("/change", StringComparison.Ordinal));
+        var (server, clock) = await StartAsync(driver);
+        await using var _ = server;
+        using var client = server.CreateClient();
+        for (var i = 0; i < 10; i++) await client.PutChangeAsync($"c{i}", HttpStatusCode.Created);
+        await client.PutChangeAsync("last", HttpStatusCode.Created, ahead: [.. Enumerable.Range(0, 10).Select(i => $"c{i}")]);
+        var changes = server.Services.GetRequiredService<ChangeService>();
+        var id = ChangeId.Parse("last");
+        var built = await changes.ViewAsync(id, CancellationToken.None);
+
+        clock.Advance(TimeSpan.FromSeconds(1.5)); // past half the 2 s: still valid, due for a refresh
+        driver.Reset();
+        driver.Hold = true;
+        var served = Enumerable.Range(0, 16).Select(_ => changes.ViewAsync(id, CancellationToken.None)).ToList();
+        Assert.All(served, task => Assert.True(task.IsCompletedSuccessfully)); // none waits for the rebuild
+        foreach (var task in served) Assert.Same(built, await task);
+        Assert.Equal(1, driver.Calls); // one rebuild started, held at its first record
+        driver.Hold = false;
+        driver.Release();
+
+        // Where the old view would be due: the rebuilt one is there (or the request joins the rebuild still running).
+        clock.Advance(TimeSpan.FromSeconds(0.5));
+        var rebuilt = await changes.ViewAsync(id, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.NotSame(built, rebuilt);
+        Assert.Equal(11, driver.Calls); // every record read again once
+        driver.Reset();
+        driver.Hold = true;
+        var next = changes.ViewAsync(id, CancellationToken.None);
+        Assert.True(next.IsCompletedSuccessfully); // no request waits: the refreshed view lasts until 3.5 s
+        Assert.Same(rebuilt, await next);
+        Assert.Equal(0, driver.Calls);
+        driver.Release();
+    }
+
+    [Fact]
+    public async Task AnOverlayPastHalfItsLifeIsAnsweredAtOnceAndWalkedInTheBackground()
+    {
+        var driver = new GatedDriver(new InMemoryDriver(), path => path.Contains("/repositories", StringComparison.Ordinal) && path.StartsWith("/changes/", StringComparison.Ordinal));
+        var (server, clock) = await StartAsync(driver);
+        await using var _ = server;
+        using var client = server.CreateClient();
+        await client.PutChangeAsync("a", HttpStatusCode.Created);
+        await client.PushImageAsync("changes/a/team/app", "latest", seed: 1);
+        var overlay = (await server.Services.GetRequiredService<ChangeService>().ViewAsync(ChangeId.Parse("a"), CancellationToken.None)).Overlays[0];
+        var repositories = server.Services.GetRequiredService<OverlayRepositories>();
+        var app = Name("team/app").In(overlay);
+        Assert.True(await repositories.MayHoldAsync(app, CancellationToken.None));
+
+        clock.Advance(TimeSpan.FromSeconds(1.5));
+        driver.Reset();
+        driver.Hold = true;
+        Assert.True(repositories.TryMayHold(app)); // answered from memory, a walk started
+        var asked = repositories.MayHoldAsync(app, CancellationToken.None);
+        Assert.True(asked.IsCompletedSuccessfully);
+        Assert.True(await asked);
+        Assert.Equal(1, driver.Calls); // one walk, held at its first listing
+        driver.Hold = false;
+        driver.Release();
+
+        clock.Advance(TimeSpan.FromSeconds(0.5)); // the old entry would be due now
+        Assert.True(await repositories.MayHoldAsync(app, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal(3, driver.Calls); // that one walk: repositories/, team/, team/app/
+        Assert.True(repositories.TryMayHold(app)); // the walked entry, from memory
+        Assert.Equal(3, driver.Calls);
     }
 }

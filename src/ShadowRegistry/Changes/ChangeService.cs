@@ -100,8 +100,12 @@ public sealed class ChangeService(
         return stored.Record;
     }
 
-    /// <summary>A view as built, kept while every record it was built from may still be used and is still live.</summary>
-    private sealed record CachedView(Task<ChangeView> View, long Writes, DateTimeOffset ValidUntil);
+    /// <summary>
+    /// A view as built, kept while every record it was built from may still be used and is still live
+    /// (<paramref name="ValidUntil"/>); from <paramref name="RefreshAfter"/> on, a request still gets it but also
+    /// starts a rebuild in the background.
+    /// </summary>
+    private sealed record CachedView(Task<ChangeView> View, long Writes, DateTimeOffset ValidUntil, DateTimeOffset RefreshAfter);
 
     private readonly ConcurrentDictionary<ChangeId, CachedView> views = new();
 
@@ -112,35 +116,57 @@ public sealed class ChangeService(
     /// <summary>
     /// The view a request through <paramref name="id"/> reads: its own overlay, then the live changes ahead. Every
     /// request through a view asks for it, so a view is built once from the (cached) records and kept until the
-    /// first of them would be read again (<see cref="ChangeStore.GetUntilAsync"/>: the staleness bound is the
-    /// records' own), one of its changes expires, or this process writes or deletes any change record. When it is
-    /// due, the requests that find it so share one rebuild rather than each re-reading every record of the queue.
+    /// first of them would be read again (<see cref="ChangeStore.GetUntilAsync(ChangeId, CancellationToken, bool)"/>:
+    /// the staleness bound is the records' own), one of its changes expires, or this process writes or deletes any
+    /// change record. Halfway to that bound a request starts a rebuild in the background and goes on with the view
+    /// it has, so under steady traffic no request waits for one; when it is due all the same (a quiet spell), the
+    /// requests that find it so share one rebuild rather than each re-reading every record of the queue.
     /// </summary>
     public Task<ChangeView> ViewAsync(ChangeId id, CancellationToken cancellationToken)
     {
         var writes = store.Writes; // before any read: a write from now on makes what is built here out of date
-        return views.TryGetValue(id, out var cached) && cached.Writes == writes && time.GetUtcNow() < cached.ValidUntil
-            ? cached.View
-            : rebuilds.RunAsync((id, writes), () => BuildViewAsync(id, writes, CancellationToken.None), cancellationToken);
+        var now = time.GetUtcNow();
+        if (views.TryGetValue(id, out var cached) && cached.Writes == writes && now < cached.ValidUntil)
+        {
+            if (now >= cached.RefreshAfter) RefreshInBackground(id, writes);
+            return cached.View;
+        }
+        return rebuilds.RunAsync((id, writes), () => BuildViewAsync(id, writes, refresh: false, CancellationToken.None), cancellationToken);
     }
 
-    private async Task<ChangeView> BuildViewAsync(ChangeId id, long writes, CancellationToken cancellationToken)
+    private void RefreshInBackground(ChangeId id, long writes)
+    {
+        var refresh = rebuilds.RunAsync((id, writes), () => BuildViewAsync(id, writes, refresh: true, CancellationToken.None), CancellationToken.None);
+        if (refresh.IsCompleted) return;
+        // A failure is not lost: the next request past the view's bound rebuilds in the foreground and gets it.
+        refresh.ContinueWith(failed => logger.LogDebug(failed.Exception, "Background rebuild of change {ChangeId}'s view failed", id),
+            CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
+
+    /// <param name="refresh">
+    /// A rebuild ahead of time: records read more than half the cache duration ago are read again, so the new
+    /// view lasts at least that long; a rebuild of a due view takes cached records as they are.
+    /// </param>
+    private async Task<ChangeView> BuildViewAsync(ChangeId id, long writes, bool refresh, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
-        var (stored, validUntil) = await store.GetUntilAsync(id, cancellationToken);
+        var duration = store.CacheDuration;
+        var maxAge = refresh ? duration / 2 : duration;
+        var (stored, freshUntil) = await store.GetUntilAsync(id, maxAge, cancellationToken);
         if (stored is null || stored.Record.IsExpired(now))
         {
             views.TryRemove(id, out _);
             throw new ChangeUnknownException(id, expired: stored is not null);
         }
         var change = stored.Record;
-        validUntil = Min(validUntil, change.ExpiresAt);
+        var validUntil = Min(freshUntil, change.ExpiresAt);
         var ahead = new List<ChangeRecord>();
         var skipped = new List<SkippedChange>();
         foreach (var entry in change.Ahead)
         {
-            var (other, freshUntil) = await store.GetUntilAsync(ChangeId.Parse(entry), cancellationToken);
-            validUntil = Min(validUntil, freshUntil);
+            var (other, otherFreshUntil) = await store.GetUntilAsync(ChangeId.Parse(entry), maxAge, cancellationToken);
+            freshUntil = Min(freshUntil, otherFreshUntil);
+            validUntil = Min(validUntil, otherFreshUntil);
             if (other is null) skipped.Add(new SkippedChange(entry, "deleted"));
             else if (other.Record.IsExpired(now)) skipped.Add(new SkippedChange(entry, "expired"));
             else
@@ -150,7 +176,8 @@ public sealed class ChangeService(
             }
         }
         var view = new ChangeView(change, ahead, skipped);
-        views[id] = new CachedView(Task.FromResult(view), writes, validUntil);
+        // Refreshing goes by the records' freshness only: an expiry ahead is not brought nearer by reading again.
+        views[id] = new CachedView(Task.FromResult(view), writes, validUntil, freshUntil - duration / 2);
         return view;
     }
 

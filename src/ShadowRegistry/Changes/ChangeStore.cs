@@ -47,20 +47,29 @@ public sealed class ChangeStore(IStorageDriver driver, IOptions<Configuration.Re
     /// </summary>
     public long Writes => Interlocked.Read(ref writes);
 
+    /// <summary>How long a record read from storage is used (<see cref="Configuration.RegistryOptions.ChangeCacheDuration"/>).</summary>
+    public TimeSpan CacheDuration => options.Value.ChangeCacheDuration;
+
     /// <summary>The stored record (expired or not) and its version, or null when there is none.</summary>
     public async Task<VersionedRecord?> GetAsync(ChangeId id, CancellationToken cancellationToken, bool fresh = false) =>
         (await GetUntilAsync(id, cancellationToken, fresh)).Value;
 
     /// <summary>
-    /// As <see cref="GetAsync"/> (never fresh), and until when the answer may be used: the time it was read from
-    /// storage plus the cache duration. Past that, another process's update may have been missed.
+    /// As <see cref="GetAsync"/>, and until when the answer may be used: the time it was read from storage plus the
+    /// cache duration. Past that, another process's update may have been missed.
     /// </summary>
-    public async ValueTask<(VersionedRecord? Value, DateTimeOffset FreshUntil)> GetUntilAsync(ChangeId id, CancellationToken cancellationToken,
-        bool fresh = false)
+    /// <param name="fresh">Read storage even when a cached answer is still usable.</param>
+    public ValueTask<(VersionedRecord? Value, DateTimeOffset FreshUntil)> GetUntilAsync(ChangeId id, CancellationToken cancellationToken,
+        bool fresh = false) => GetUntilAsync(id, fresh ? TimeSpan.Zero : options.Value.ChangeCacheDuration, cancellationToken);
+
+    /// <summary>As the other overload, with a cached answer used only while it is younger than <paramref name="maxAge"/> (at most the cache duration).</summary>
+    public async ValueTask<(VersionedRecord? Value, DateTimeOffset FreshUntil)> GetUntilAsync(ChangeId id, TimeSpan maxAge,
+        CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
         var duration = options.Value.ChangeCacheDuration;
-        if (!fresh && cache.TryGetValue(id, out var cached) && now - cached.ReadAt < duration) return (cached.Value, cached.ReadAt + duration);
+        if (maxAge > duration) maxAge = duration;
+        if (cache.TryGetValue(id, out var cached) && now - cached.ReadAt < maxAge) return (cached.Value, cached.ReadAt + duration);
         var stored = await driver.GetVersionedAsync(RegistryPaths.ChangeRecord(id), cancellationToken);
         var value = stored is null ? null : new VersionedRecord(Deserialize(stored.Content), stored.Version);
         cache[id] = new Cached(value, now);

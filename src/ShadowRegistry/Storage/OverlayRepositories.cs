@@ -10,11 +10,13 @@ namespace ShadowRegistry.Storage;
 /// Which repositories each change overlay holds anything in. A read through a view asks every overlay of its queue,
 /// most of which hold nothing of the repository asked for; this answers that from memory, so a view with ten
 /// changes ahead costs no more storage reads than the overlays that matter. Built per overlay by one walk of its
-/// folder, re-walked after <see cref="RegistryOptions.ChangeCacheDuration"/> (the bound on how late this process
-/// sees another process's first write into a repository of an overlay); this process's own writes are marked
+/// folder, used for at most <see cref="RegistryOptions.ChangeCacheDuration"/> (the bound on how late this process
+/// sees another process's first write into a repository of an overlay) and walked again in the background from
+/// half that age on, so reads under steady traffic never wait for a walk; this process's own writes are marked
 /// before they are made, so they are never missed.
 /// </summary>
-public sealed class OverlayRepositories(IStorageDriver driver, IOptions<RegistryOptions> options, TimeProvider time)
+public sealed class OverlayRepositories(IStorageDriver driver, IOptions<RegistryOptions> options, TimeProvider time,
+    ILogger<OverlayRepositories> logger)
 {
     private sealed class Entry(HashSet<string> names, DateTimeOffset readAt)
     {
@@ -42,7 +44,7 @@ public sealed class OverlayRepositories(IStorageDriver driver, IOptions<Registry
     public bool? TryMayHold(RepositoryName repository)
     {
         if (repository.Overlay is not { } overlay) return true;
-        if (!entries.TryGetValue(overlay, out var entry) || time.GetUtcNow() - entry.ReadAt >= options.Value.ChangeCacheDuration) return null;
+        if (!entries.TryGetValue(overlay, out var entry) || !Usable(overlay, entry)) return null;
         lock (entry.Names) return entry.Names.Contains(repository.Value);
     }
 
@@ -72,9 +74,27 @@ public sealed class OverlayRepositories(IStorageDriver driver, IOptions<Registry
 
     private async Task<Entry> EntryAsync(Overlay overlay, CancellationToken cancellationToken)
     {
-        var now = time.GetUtcNow();
-        if (entries.TryGetValue(overlay, out var entry) && now - entry.ReadAt < options.Value.ChangeCacheDuration) return entry;
+        if (entries.TryGetValue(overlay, out var entry) && Usable(overlay, entry)) return entry;
         return await walks.RunAsync(overlay, () => RewalkAsync(overlay), cancellationToken);
+    }
+
+    /// <summary>Whether the entry may still be used; past half its life this also starts (or joins) a walk in the background.</summary>
+    private bool Usable(Overlay overlay, Entry entry)
+    {
+        var age = time.GetUtcNow() - entry.ReadAt;
+        var duration = options.Value.ChangeCacheDuration;
+        if (age >= duration) return false;
+        if (age >= duration / 2) RewalkInBackground(overlay);
+        return true;
+    }
+
+    private void RewalkInBackground(Overlay overlay)
+    {
+        var walk = walks.RunAsync(overlay, () => RewalkAsync(overlay), CancellationToken.None);
+        if (walk.IsCompleted) return;
+        // A failure is not lost: a read once the entry is due walks in the foreground and gets it.
+        walk.ContinueWith(failed => logger.LogDebug(failed.Exception, "Background walk of overlay {Overlay} failed", overlay),
+            CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
 
     private async Task<Entry> RewalkAsync(Overlay overlay)
