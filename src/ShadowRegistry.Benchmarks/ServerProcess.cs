@@ -141,7 +141,9 @@ public sealed class ServerProcess
             {
                 last = e.Message;
             }
-            await Task.Delay(50, cancellationToken);
+            // A refused connection costs well under a millisecond: polling often keeps the ready time to within a few
+            // ms of the truth for both servers (at 50 ms steps it was rounded up by 25 ms on average).
+            await Task.Delay(5, cancellationToken);
         }
         throw new InvalidOperationException($"GET {BaseAddress}v2/ did not answer 200 within {StartTimeout.TotalSeconds:0}s ({last}):\n{Log}");
     }
