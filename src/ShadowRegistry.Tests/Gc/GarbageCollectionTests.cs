@@ -1,6 +1,8 @@
 using System.Net;
 using System.Text;
 using System.Text.Json.Nodes;
+using ShadowRegistry.Storage;
+using ShadowRegistry.Storage.Drivers;
 using ShadowRegistry.Tests.Changes;
 using ShadowRegistry.Tests.Infrastructure;
 
@@ -239,5 +241,88 @@ public sealed class GarbageCollectionTests
         Assert.Contains("shadowregistry_gc_removed_bytes_total{kind=\"blobs\"} 3000", metrics);
         Assert.Contains("shadowregistry_gc_runs_total{outcome=\"completed\"} 1", metrics);
         Assert.Contains("shadowregistry_gc_run_duration_seconds_count 1", metrics);
+    }
+
+    /// <summary>Holds the first write of one path (until <see cref="Release"/>), saying when it got there.</summary>
+    private sealed class HeldWrite(IStorageDriver inner, string path) : DelegatingStorageDriver(inner)
+    {
+        private readonly TaskCompletionSource arrived = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int held;
+
+        public Task Arrived => arrived.Task;
+
+        public void Release() => released.TrySetResult();
+
+        private async Task WaitAsync(string written)
+        {
+            if (written != path || Interlocked.Exchange(ref held, 1) == 1) return;
+            arrived.TrySetResult();
+            await released.Task;
+        }
+
+        public override async Task PutContentAsync(string written, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
+        {
+            await WaitAsync(written);
+            await Inner.PutContentAsync(written, content, cancellationToken);
+        }
+
+        public override async Task<bool> PutIfAbsentAsync(string written, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
+        {
+            await WaitAsync(written);
+            return await Inner.PutIfAbsentAsync(written, content, cancellationToken);
+        }
+
+        public override async Task<bool> PutIfVersionMatchesAsync(string written, ReadOnlyMemory<byte> content, StorageVersion expected, CancellationToken cancellationToken)
+        {
+            await WaitAsync(written);
+            return await Inner.PutIfVersionMatchesAsync(written, content, expected, cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// A collection that starts while a manifest push is between storing the manifest and writing its tag reads the
+    /// repository without the tag, and the manifest's bytes were last used when they were written: without the push's
+    /// second use of its own bytes the collection swept them, and the push answered 201 with a tag leading nowhere.
+    /// Now either the push wins (and the manifest stays) or it fails cleanly and leaves no tag.
+    /// </summary>
+    [Fact]
+    public async Task AManifestSweptBetweenItsWriteAndItsTagIsNeverLeftBehindATag()
+    {
+        var storage = new HeldWrite(new InMemoryDriver(), "/repositories/app/_manifests/tags/new");
+        await using var gc = await GcServer.StartOverAsync(storage, "--Registry:Gc:UntaggedAfter", "00:01:00");
+        using var client = gc.Server.CreateClient();
+        // The config and layer stay reachable from another tag, so only the new manifest's own bytes are at stake.
+        var layer = Layer(50);
+        await client.PushImageOfAsync("app", "keep", [layer], "shared");
+        var config = Encoding.UTF8.GetBytes("{\"architecture\":\"amd64\",\"os\":\"linux\",\"seed\":\"shared\"}");
+        var manifest = Encoding.UTF8.GetBytes(new JsonObject
+        {
+            ["schemaVersion"] = 2,
+            ["mediaType"] = OciHttp.OciManifest,
+            ["config"] = OciHttp.Descriptor("application/vnd.oci.image.config.v1+json", OciHttp.Sha256(config), config.Length),
+            ["layers"] = new JsonArray(OciHttp.Descriptor("application/vnd.oci.image.layer.v1.tar+gzip", OciHttp.Sha256(layer), layer.Length)),
+            ["annotations"] = new JsonObject { ["build"] = "2" },
+        }.ToJsonString());
+
+        var push = client.PutManifestAsync("app", "new", manifest, OciHttp.OciManifest);
+        await storage.Arrived.WaitAsync(TimeSpan.FromSeconds(30)); // stored, its tag not yet written
+        gc.Clock.Advance(TimeSpan.FromHours(3));
+        var report = await gc.CollectAsync();
+        Assert.Equal(1, report.Removed["blobs"].Count); // the new manifest's bytes, seen untagged and old
+        storage.Release();
+
+        using var answered = await push.WaitAsync(TimeSpan.FromSeconds(30));
+        if (answered.StatusCode == HttpStatusCode.Created) await client.AssertWholeAsync("app", "new");
+        else
+        {
+            await answered.ExpectErrorAsync(HttpStatusCode.BadRequest, "MANIFEST_BLOB_UNKNOWN");
+            using var tag = await client.GetAsync("v2/app/manifests/new");
+            await tag.ExpectErrorAsync(HttpStatusCode.NotFound, "MANIFEST_UNKNOWN");
+            using var again = await client.PutManifestAsync("app", "new", manifest, OciHttp.OciManifest);
+            await again.ExpectAsync(HttpStatusCode.Created);
+            await client.AssertWholeAsync("app", "new");
+        }
+        await client.AssertWholeAsync("app", "keep");
     }
 }

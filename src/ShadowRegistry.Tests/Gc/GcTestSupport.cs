@@ -6,6 +6,7 @@ using Microsoft.Extensions.Time.Testing;
 using ShadowRegistry.Domain;
 using ShadowRegistry.Gc;
 using ShadowRegistry.Storage;
+using ShadowRegistry.Storage.Drivers;
 using ShadowRegistry.Tests.Infrastructure;
 
 namespace ShadowRegistry.Tests.Gc;
@@ -24,10 +25,19 @@ public sealed class GcServer : IAsyncDisposable
     /// <summary>Starts at the real now, so the filesystem's own times (of blobs without use records) agree with it.</summary>
     public FakeTimeProvider Clock { get; }
 
-    public static async Task<GcServer> StartAsync(string driver, params string[] extraArgs)
+    public static Task<GcServer> StartAsync(string driver, params string[] extraArgs) => StartAsync(driver, null, extraArgs);
+
+    /// <summary>A server over the given driver (a test's wrapper around an in-memory one).</summary>
+    public static Task<GcServer> StartOverAsync(IStorageDriver storage, params string[] extraArgs) => StartAsync("inmemory", storage, extraArgs);
+
+    private static async Task<GcServer> StartAsync(string driver, IStorageDriver? storage, string[] extraArgs)
     {
         var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
-        var server = await RegistryServer.StartAsync(services => services.AddSingleton<TimeProvider>(clock),
+        var server = await RegistryServer.StartAsync(services =>
+        {
+            services.AddSingleton<TimeProvider>(clock);
+            if (storage is not null) services.AddSingleton(storage);
+        },
             // The janitors of uploads and changes stay out of the way too: the collection does their work when the test says.
             ["--Registry:Storage:Driver", driver, "--Registry:Gc:Enabled", "false", "--Registry:UploadCleanupInterval", "10.00:00:00",
              "--Changes:CleanupInterval", "10.00:00:00", .. extraArgs]);

@@ -102,8 +102,10 @@ public sealed class ManifestService(
         }
         // Recorded as used once more, now that the manifest is stored: a collection that marked before it was stored and
         // swept since must have claimed one of them first, and then this push undoes itself and fails cleanly; any later
-        // collection sees the manifest. So a stored manifest never points at a blob that is gone.
-        foreach (var referenced in held)
+        // collection sees the manifest. So a stored manifest never points at a blob that is gone. The manifest's own
+        // bytes too: their use was recorded when they were written, which a collection that started since and read
+        // this repository before the tag landed may find old enough to sweep, leaving the tag without its manifest.
+        foreach (var referenced in held.Append(digest))
         {
             if (await touches.TouchAsync(referenced, cancellationToken) == BlobUse.Present) continue;
             logger.LogWarning("Manifest {Digest} in {Repository} lost {Reference} to garbage collection while being pushed; undone", digest, repository, referenced);
