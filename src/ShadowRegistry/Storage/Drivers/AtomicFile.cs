@@ -26,7 +26,7 @@ public static class AtomicFile
             TryDelete(temp);
             throw;
         }
-        DurableDirectory.Sync(directory);
+        DeferredSync.SyncOrDefer(directory);
     }
 
     /// <summary>Reads a small metadata file, or null when it does not exist (a concurrent delete is a normal outcome).</summary>
@@ -60,7 +60,7 @@ public static class AtomicFile
     public static bool TryDeleteDurably(string path)
     {
         if (!TryDelete(path)) return false;
-        DurableDirectory.Sync(Path.GetDirectoryName(path)!);
+        DeferredSync.SyncOrDefer(Path.GetDirectoryName(path)!);
         return true;
     }
 }

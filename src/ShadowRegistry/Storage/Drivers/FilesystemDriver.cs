@@ -6,7 +6,8 @@ namespace ShadowRegistry.Storage.Drivers;
 /// <summary>
 /// Driver paths mapped one-to-one onto files below a root folder, with the guarantees the registry has always had:
 /// whole-object writes go to a dot-named temporary beside the target, are fsynced and renamed over it, and the folder
-/// is fsynced (<see cref="AtomicFile"/>, <see cref="DurableDirectory"/>); conditional operations hold an flock on a
+/// is fsynced (<see cref="AtomicFile"/>, <see cref="DurableDirectory"/>; within a <see cref="DeferredSync"/> scope the
+/// folder syncs of writes, moves and deletes are made at the scope's end, once per folder); conditional operations hold an flock on a
 /// per-path lock file (<see cref="FileLock"/>) while they compare content and write, so they are atomic across
 /// processes sharing the root. Dot-named files (temporaries, default lock files) are never listed.
 /// </summary>
@@ -228,7 +229,7 @@ public sealed partial class FilesystemDriver : IStorageDriver, ISweepsOwnTempora
             DurableDirectory.Create(directory);
             // rename(2): atomic, replaces the destination, never exposes a partial file.
             File.Move(source, destination, overwrite: true);
-            DurableDirectory.Sync(directory);
+            DeferredSync.SyncOrDefer(directory);
             return true;
         });
     }
@@ -250,7 +251,7 @@ public sealed partial class FilesystemDriver : IStorageDriver, ISweepsOwnTempora
         {
             // Removed by a concurrent delete meanwhile: the outcome asked for.
         }
-        DurableDirectory.Sync(Path.GetDirectoryName(local)!);
+        DeferredSync.SyncOrDefer(Path.GetDirectoryName(local)!);
         return true;
     });
 
@@ -297,7 +298,7 @@ public sealed partial class FilesystemDriver : IStorageDriver, ISweepsOwnTempora
     private static void DeleteFileDurably(string local)
     {
         File.Delete(local);
-        DurableDirectory.Sync(Path.GetDirectoryName(local)!);
+        DeferredSync.SyncOrDefer(Path.GetDirectoryName(local)!);
     }
 
     private async Task<FileLock> LockAsync(string path, CancellationToken cancellationToken)
