@@ -1,6 +1,10 @@
 using System.Net;
 using System.Text;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using ShadowRegistry.Domain;
+using ShadowRegistry.Hosting;
 using ShadowRegistry.Storage;
 using ShadowRegistry.Storage.Drivers;
 using ShadowRegistry.Tests.Changes;
@@ -241,6 +245,63 @@ public sealed class GarbageCollectionTests
         Assert.Contains("shadowregistry_gc_removed_bytes_total{kind=\"blobs\"} 3000", metrics);
         Assert.Contains("shadowregistry_gc_runs_total{outcome=\"completed\"} 1", metrics);
         Assert.Contains("shadowregistry_gc_run_duration_seconds_count 1", metrics);
+    }
+
+    /// <summary>Fails every deletion of a layer link while armed.</summary>
+    private sealed class FailingUnlinks(IStorageDriver inner) : DelegatingStorageDriver(inner)
+    {
+        public volatile bool Armed;
+
+        public override Task DeleteAsync(string path, CancellationToken cancellationToken) =>
+            Armed && path.Contains("/_layers/", StringComparison.Ordinal)
+                ? Task.FromException(new IOException("injected: the store failed a delete"))
+                : Inner.DeleteAsync(path, cancellationToken);
+    }
+
+    [Fact]
+    public async Task AStepThatFailsEndsEveryClaimOfItsBatchAndTheNextRunFinishes()
+    {
+        var storage = new FailingUnlinks(new InMemoryDriver());
+        await using var gc = await GcServer.StartOverAsync(storage, "--Registry:Gc:UntaggedAfter", "01:00:00");
+        using var client = gc.Server.CreateClient();
+        var layers = Enumerable.Range(0, 6).Select(i => Layer(100 + i)).ToList();
+        await client.PushImageOfAsync("app", "tmp", layers, "tmp");
+        using (var deleted = await client.DeleteAsync("/v2/app/manifests/tmp")) Assert.Equal(HttpStatusCode.Accepted, deleted.StatusCode);
+        gc.Clock.Advance(TimeSpan.FromHours(3));
+
+        storage.Armed = true;
+        await Assert.ThrowsAsync<IOException>(() => gc.CollectAsync());
+        var touches = gc.Server.Services.GetRequiredService<BlobTouches>();
+        foreach (var layer in layers)
+        {
+            var digest = Digest.Parse(OciHttp.Sha256(layer));
+            Assert.True(await gc.StoresAsync(digest.ToString())); // no bytes go before every link is gone
+            // No claim left standing (it would make the blob look missing to pushes): given up, recorded as a use.
+            Assert.False(Assert.IsType<BlobTouches.Stamp>(await touches.ReadAsync(digest, CancellationToken.None)).IsClaim);
+        }
+        using (var head = await client.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"/v2/app/blobs/{OciHttp.Sha256(layers[0])}")))
+            Assert.Equal(HttpStatusCode.OK, head.StatusCode);
+
+        storage.Armed = false;
+        gc.Clock.Advance(TimeSpan.FromHours(3)); // past the grace period of the claims given up
+        var report = await gc.CollectAsync();
+        Assert.Equal(8, report.Removed["blobs"].Count); // six layers, the config, the manifest
+        foreach (var layer in layers) Assert.False(await gc.StoresAsync(OciHttp.Sha256(layer)));
+    }
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("-3")]
+    [InlineData("257")]
+    public async Task AParallelismOutOfRangeRefusesToStart(string value)
+    {
+        using var scratch = new ScratchDirectory("gc-parallelism");
+        var refused = await Assert.ThrowsAsync<OptionsValidationException>(async () =>
+        {
+            await using var app = RegistryApp.Build(["--urls", "http://127.0.0.1:0", "--Registry:StorageRoot", scratch.Path, "--Registry:Gc:Parallelism", value]);
+            await app.StartAsync();
+        });
+        Assert.Contains("Registry:Gc:Parallelism must be between 1 and 256", refused.Message);
     }
 
     /// <summary>Holds the first write of one path (until <see cref="Release"/>), saying when it got there.</summary>

@@ -15,7 +15,7 @@ public static class GcCommand
 
         Runs one garbage collection over the storage the registry with the same configuration uses (appsettings.json,
         environment, options), while registries keep serving it. --dry-run changes nothing and prints what would go.
-        Settings: Registry:Gc:* (GracePeriod, UntaggedAfter, TagRetention, CacheMaxBytes, CacheMaxAge), see docs/gc.md.
+        Settings: Registry:Gc:* (GracePeriod, UntaggedAfter, TagRetention, CacheMaxBytes, CacheMaxAge, Parallelism), see docs/gc.md.
         Exit codes: 0 done, 1 another process is collecting right now, 2 usage or storage error.
         """;
 

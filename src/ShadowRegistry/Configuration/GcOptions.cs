@@ -27,6 +27,13 @@ public sealed class GcOptions
     /// <summary>Cached upstream blobs not used for this long are dropped; null: no limit.</summary>
     public TimeSpan? CacheMaxAge { get; set; }
 
+    /// <summary>
+    /// How many storage operations a run has in flight at once (reading repositories, marking, sweeping folders). Its
+    /// work is mostly small file operations and their CPU: more than the cores spared from serving pushes and pulls
+    /// only takes CPU from them.
+    /// </summary>
+    public int Parallelism { get; set; } = 4;
+
     /// <summary>How long a run may hold the store-wide lease that keeps two scheduled runs from doing the same work at once.</summary>
     public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromHours(1);
 

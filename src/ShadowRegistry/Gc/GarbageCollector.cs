@@ -74,7 +74,8 @@ public sealed class GarbageCollector(
     RegistryMetrics metrics,
     ILogger<GarbageCollector> logger)
 {
-    private const int Parallelism = 8;
+    /// <summary>Unmarked blobs of one folder swept together: each step is made durable once per batch (claims are held through it, a few seconds at most).</summary>
+    private const int SweepBatch = 256;
 
     /// <summary>What the scan found, by digest: where each manifest is recorded, linked, cached, and who refers to it.</summary>
     private sealed class Scan
@@ -186,16 +187,20 @@ public sealed class GarbageCollector(
         // before anything was scanned).
         var cutoff = started - gc.GracePeriod - gc.TouchResolution;
         long inGrace = 0;
+        var folders = new List<string>();
         foreach (var algorithm in await driver.ListOrEmptyAsync("/blobs", cancellationToken))
         foreach (var prefix in await driver.ListOrEmptyAsync($"/blobs/{algorithm}", cancellationToken))
+            folders.Add($"{algorithm}/{prefix}");
+        // Folders in parallel, each one's blobs in turn: the use records of one folder's blobs share a lock file
+        // (RegistryPaths.LockOf), so sweeping one folder from several workers would only make them queue for it.
+        await Parallel.ForEachAsync(folders, Options(cancellationToken), async (folder, ct) =>
         {
-            var names = await driver.ListOrEmptyAsync($"/blobs/{algorithm}/{prefix}", cancellationToken);
-            await Parallel.ForEachAsync(names, Options(cancellationToken), async (hex, ct) =>
-            {
-                if (!Digest.TryParse($"{algorithm}:{hex}", out var digest) || blobs.ContainsKey(digest)) return;
-                if (!await SweepAsync(digest, scan, cutoff, report, ct)) Interlocked.Increment(ref inGrace);
-            });
-        }
+            var algorithm = folder[..folder.IndexOf('/')];
+            var unmarked = new List<Digest>();
+            foreach (var hex in await driver.ListOrEmptyAsync($"/blobs/{folder}", ct))
+                if (Digest.TryParse($"{algorithm}:{hex}", out var digest) && !blobs.ContainsKey(digest)) unmarked.Add(digest);
+            foreach (var batch in unmarked.Chunk(SweepBatch)) Interlocked.Add(ref inGrace, await SweepAsync(batch, scan, cutoff, report, ct));
+        });
         report.BlobsInGrace = inGrace;
     }
 
@@ -368,58 +373,119 @@ public sealed class GarbageCollector(
         }
     }
 
-    /// <summary>
-    /// Sweeps one unmarked blob unless it was used within the grace period: claims it, removes the records, referrer
-    /// entries and links that name it, then its bytes, then the claim. False when it is kept.
-    /// </summary>
-    private async Task<bool> SweepAsync(Digest digest, Scan scan, DateTimeOffset cutoff, GcReport report, CancellationToken cancellationToken)
+    /// <summary>A blob being swept: the claim on it, and whether its bytes are gone.</summary>
+    private sealed class Sweeping(Digest digest, StorageFileInfo info, BlobTouches.Claim claim, DateTimeOffset lastUse)
     {
-        var path = RegistryPaths.Blob(digest);
-        if (await driver.TryStatAsync(path, cancellationToken) is not { IsDirectory: false } info) return true;
-        var stamp = await touches.ReadAsync(digest, cancellationToken);
-        if (stamp is { IsClaim: true } && time.GetUtcNow() - stamp.At < touches.StaleClaim) return true; // another collection's
-        var lastUse = stamp is { IsClaim: false } ? stamp.At : info.ModifiedTime;
-        if (lastUse > cutoff) return false;
-        var recorded = scan.Revisions.TryGetValue(digest, out var where) ? where.Distinct().ToList() : [];
-        if (report.DryRun)
-        {
-            foreach (var repository in recorded) report.Add("manifests", $"{repository}@{digest}");
-            report.Add("blobs", $"{digest}", info.Size);
-            return true;
-        }
-        if (await touches.TryClaimAsync(digest, stamp, cancellationToken) is not { } claim) return false;
-        var deleted = false;
+        public Digest Digest { get; } = digest;
+        public StorageFileInfo Info { get; } = info;
+        public BlobTouches.Claim Claim { get; } = claim;
+        public DateTimeOffset LastUse { get; } = lastUse;
+        public bool Deleted { get; set; }
+    }
+
+    /// <summary>
+    /// Sweeps a batch of unmarked blobs, each unless it was used within the grace period, in four steps, each made
+    /// durable for the whole batch before the next begins (<see cref="DeferredSync"/>: one folder sync per folder and
+    /// step rather than several per blob), so a crash leaves the same states as sweeping one blob at a time would:
+    /// claim each; remove the records, referrer entries and links that name the claimed ones; delete the bytes of
+    /// those still claimed; end the claims. Returns how many were kept for the grace period.
+    /// </summary>
+    private async Task<long> SweepAsync(IReadOnlyList<Digest> batch, Scan scan, DateTimeOffset cutoff, GcReport report, CancellationToken cancellationToken)
+    {
+        long kept = 0;
+        var claimed = new List<Sweeping>();
         try
         {
-            foreach (var repository in recorded)
+            await DeferredSync.RunAsync(async () =>
             {
-                if (!await revisions.DeleteAsync(repository, digest, cancellationToken)) continue;
-                report.Add("manifests", $"{repository}@{digest}");
-                await catalog.RemovedAsync(repository);
-            }
-            if (scan.ReferrerEntries.TryGetValue(digest, out var entries))
-                foreach (var (repository, subject) in entries) await referrers.RemoveAsync(repository, subject, digest, cancellationToken);
-            if (scan.Links.TryGetValue(digest, out var linked))
-                foreach (var repository in linked) await driver.TryDeleteAsync(RegistryPaths.LayerLink(repository, digest), cancellationToken);
-            if (scan.Cached.TryGetValue(digest, out var cached))
-                foreach (var repository in cached) await driver.TryDeleteAsync(RegistryPaths.CacheLink(repository, digest), cancellationToken);
-            // Only while the claim still stands: a writer may have taken over a claim it found stale.
-            if (await touches.HoldsAsync(claim, cancellationToken))
-            {
-                deleted = await driver.TryDeleteAsync(path, cancellationToken);
-                if (deleted)
+                foreach (var digest in batch)
                 {
-                    report.Add("blobs", $"{digest}", info.Size);
-                    logger.LogDebug("Swept blob {Digest} ({Size} bytes), last used {LastUse:O}", digest, info.Size, lastUse);
+                    var (sweeping, inGrace) = await ClaimAsync(digest, scan, cutoff, report, cancellationToken);
+                    if (sweeping is not null) claimed.Add(sweeping);
+                    if (inGrace) kept++;
                 }
-            }
+            });
+            if (report.DryRun || claimed.Count == 0) return kept;
+            await DeferredSync.RunAsync(async () =>
+            {
+                foreach (var sweeping in claimed) await UnlinkAsync(sweeping.Digest, scan, report, cancellationToken);
+            });
+            await DeferredSync.RunAsync(async () =>
+            {
+                foreach (var sweeping in claimed)
+                {
+                    // Only while the claim still stands: a writer may have taken over a claim it found stale.
+                    if (!await touches.HoldsAsync(sweeping.Claim, cancellationToken)
+                        || !await driver.TryDeleteAsync(RegistryPaths.Blob(sweeping.Digest), cancellationToken)) continue;
+                    sweeping.Deleted = true;
+                    report.Add("blobs", $"{sweeping.Digest}", sweeping.Info.Size);
+                    logger.LogDebug("Swept blob {Digest} ({Size} bytes), last used {LastUse:O}", sweeping.Digest, sweeping.Info.Size, sweeping.LastUse);
+                }
+            });
         }
         finally
         {
-            await touches.ReleaseAsync(claim, deleted, CancellationToken.None);
+            // Also when a step failed: a claim left standing would make its blob look missing until it went stale.
+            if (claimed.Count > 0)
+                await DeferredSync.RunAsync(async () =>
+                {
+                    foreach (var sweeping in claimed)
+                    {
+                        try
+                        {
+                            await touches.ReleaseAsync(sweeping.Claim, sweeping.Deleted, CancellationToken.None);
+                        }
+                        catch (StorageDriverException e)
+                        {
+                            // The others are still ended; this one goes stale by itself (docs/gc.md).
+                            logger.LogWarning(e, "Could not end the collection's claim on {Digest}", sweeping.Digest);
+                        }
+                    }
+                });
         }
-        return true;
+        return kept;
     }
+
+    /// <summary>
+    /// Claims an unmarked blob for deletion. No claim when it is gone or another collection's, nor in a dry run (which
+    /// reports what would go); none and kept (InGrace) when it was used within the grace period or a use got there first.
+    /// </summary>
+    private async Task<(Sweeping? Claimed, bool InGrace)> ClaimAsync(Digest digest, Scan scan, DateTimeOffset cutoff, GcReport report,
+        CancellationToken cancellationToken)
+    {
+        if (await driver.TryStatAsync(RegistryPaths.Blob(digest), cancellationToken) is not { IsDirectory: false } info) return (null, false);
+        var stamp = await touches.ReadAsync(digest, cancellationToken);
+        if (stamp is { IsClaim: true } && time.GetUtcNow() - stamp.At < touches.StaleClaim) return (null, false); // another collection's
+        var lastUse = stamp is { IsClaim: false } ? stamp.At : info.ModifiedTime;
+        if (lastUse > cutoff) return (null, true);
+        if (report.DryRun)
+        {
+            foreach (var repository in Recorded(digest, scan)) report.Add("manifests", $"{repository}@{digest}");
+            report.Add("blobs", $"{digest}", info.Size);
+            return (null, false);
+        }
+        return await touches.TryClaimAsync(digest, stamp, cancellationToken) is { } claim ? (new Sweeping(digest, info, claim, lastUse), false) : (null, true);
+    }
+
+    /// <summary>Removes the manifest records, referrer entries, layer links and cache links that name a claimed blob.</summary>
+    private async Task UnlinkAsync(Digest digest, Scan scan, GcReport report, CancellationToken cancellationToken)
+    {
+        foreach (var repository in Recorded(digest, scan))
+        {
+            if (!await revisions.DeleteAsync(repository, digest, cancellationToken)) continue;
+            report.Add("manifests", $"{repository}@{digest}");
+            await catalog.RemovedAsync(repository);
+        }
+        if (scan.ReferrerEntries.TryGetValue(digest, out var entries))
+            foreach (var (repository, subject) in entries) await referrers.RemoveAsync(repository, subject, digest, cancellationToken);
+        if (scan.Links.TryGetValue(digest, out var linked))
+            foreach (var repository in linked) await driver.TryDeleteAsync(RegistryPaths.LayerLink(repository, digest), cancellationToken);
+        if (scan.Cached.TryGetValue(digest, out var cached))
+            foreach (var repository in cached) await driver.TryDeleteAsync(RegistryPaths.CacheLink(repository, digest), cancellationToken);
+    }
+
+    private static List<RepositoryName> Recorded(Digest digest, Scan scan) =>
+        scan.Revisions.TryGetValue(digest, out var where) ? where.Distinct().ToList() : [];
 
     /// <summary>The store-wide lease (a conditional write), so two processes sharing the store do not collect at once; null when held elsewhere.</summary>
     private async Task<StorageVersion?> AcquireLeaseAsync(CancellationToken cancellationToken)
@@ -458,8 +524,8 @@ public sealed class GarbageCollector(
         }
     }
 
-    private static ParallelOptions Options(CancellationToken cancellationToken) =>
-        new() { MaxDegreeOfParallelism = Parallelism, CancellationToken = cancellationToken };
+    private ParallelOptions Options(CancellationToken cancellationToken) =>
+        new() { MaxDegreeOfParallelism = options.Value.Gc.Parallelism, CancellationToken = cancellationToken };
 }
 
 /// <summary>The store-wide collection lease: who holds it and until when.</summary>

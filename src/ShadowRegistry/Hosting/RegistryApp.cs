@@ -71,6 +71,7 @@ public static class RegistryApp
                            && o.Gc.TagRetention.All(r => r.OlderThan > TimeSpan.Zero && r.Repositories.Count > 0 && r.Repositories.All(p => RepositoryPattern.TryParse(p, out _))),
                 "Registry:Gc: Interval, GracePeriod, LeaseDuration, UntaggedAfter, CacheMaxAge and each TagRetention's OlderThan must be positive, "
                 + "CacheMaxBytes not negative, and each TagRetention needs Repositories patterns")
+            .Validate(o => o.Gc.Parallelism is >= 1 and <= 256, "Registry:Gc:Parallelism must be between 1 and 256")
             .Validate(o => o.Storage.Driver is StorageOptions.Filesystem or StorageOptions.InMemory or StorageOptions.Azure or StorageOptions.S3,
                 $"Storage:Driver must be {StorageOptions.Filesystem}, {StorageOptions.S3}, {StorageOptions.Azure} or {StorageOptions.InMemory}")
             .Validate(o => o.Storage.Driver != StorageOptions.S3 || !string.IsNullOrWhiteSpace(o.Storage.S3Bucket.Bucket), "Storage:S3:Bucket is required")
