@@ -29,7 +29,9 @@ public sealed class CredentialVerifier
     private readonly LoginThrottle throttle;
     private readonly SemaphoreSlim hashSlots;
     private readonly Func<string, string, Task<bool>> verifyHash;
-    private readonly byte[] cacheKey = RandomNumberGenerator.GetBytes(32);
+    // Made on the first login, not at start: the first use of the crypto library loads and initialises OpenSSL
+    // (tens of milliseconds), which a registry without logins never needs.
+    private readonly Lazy<byte[]> cacheKey = new(() => RandomNumberGenerator.GetBytes(32));
     private readonly ConcurrentDictionary<string, CachedSuccess> successes = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Lazy<Task<CredentialCheck>>> inFlight = new(StringComparer.Ordinal);
     private readonly Lazy<string> decoyHash;
@@ -74,7 +76,7 @@ public sealed class CredentialVerifier
             if (changeUser is null) throttle.RecordFailure(name, client);
             return changeUser is null ? CredentialCheck.Refused : new CredentialCheck(changeUser, null);
         }
-        var mac = HMACSHA256.HashData(cacheKey, Encoding.UTF8.GetBytes(name + "\0" + password));
+        var mac = HMACSHA256.HashData(cacheKey.Value, Encoding.UTF8.GetBytes(name + "\0" + password));
         var user = users.GetValueOrDefault(name);
         if (user is not null && IsRemembered(name, mac)) return new CredentialCheck(user, null);
 
