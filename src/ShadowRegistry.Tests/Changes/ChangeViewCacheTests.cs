@@ -69,17 +69,37 @@ public sealed class ChangeViewCacheTests
 
     private static RepositoryName Name(string value) => RepositoryName.TryParse(value, out var name) ? name : throw new ArgumentException(value);
 
-    [Fact]
-    public async Task ConcurrentRequestsForADueViewShareOneRebuild()
+    /// <summary>Changes c0 … c9 and "last" with all ten ahead; the driver watches the change records.</summary>
+    private static async Task<(RegistryServer Server, FakeTimeProvider Clock, GatedDriver Driver, ChangeService Changes, ChangeId Id)> StartWithQueueAsync()
     {
         var driver = new GatedDriver(new InMemoryDriver(), path => path.StartsWith("/changes/", StringComparison.Ordinal) && path.EndsWith("/change", StringComparison.Ordinal));
         var (server, clock) = await StartAsync(driver);
-        await using var _ = server;
         using var client = server.CreateClient();
         for (var i = 0; i < 10; i++) await client.PutChangeAsync($"c{i}", HttpStatusCode.Created);
         await client.PutChangeAsync("last", HttpStatusCode.Created, ahead: [.. Enumerable.Range(0, 10).Select(i => $"c{i}")]);
-        var changes = server.Services.GetRequiredService<ChangeService>();
-        var id = ChangeId.Parse("last");
+        return (server, clock, driver, server.Services.GetRequiredService<ChangeService>(), ChangeId.Parse("last"));
+    }
+
+    /// <summary>Change "a" holding team/app, whose overlay entry has just been walked; the driver watches the overlay's listings.</summary>
+    private static async Task<(RegistryServer Server, FakeTimeProvider Clock, GatedDriver Driver, OverlayRepositories Repositories, RepositoryName App)> StartWithOverlayAsync()
+    {
+        var driver = new GatedDriver(new InMemoryDriver(), path => path.Contains("/repositories", StringComparison.Ordinal) && path.StartsWith("/changes/", StringComparison.Ordinal));
+        var (server, clock) = await StartAsync(driver);
+        using var client = server.CreateClient();
+        await client.PutChangeAsync("a", HttpStatusCode.Created);
+        await client.PushImageAsync("changes/a/team/app", "latest", seed: 1);
+        var overlay = (await server.Services.GetRequiredService<ChangeService>().ViewAsync(ChangeId.Parse("a"), CancellationToken.None)).Overlays[0];
+        var repositories = server.Services.GetRequiredService<OverlayRepositories>();
+        var app = Name("team/app").In(overlay);
+        Assert.True(await repositories.MayHoldAsync(app, CancellationToken.None));
+        return (server, clock, driver, repositories, app);
+    }
+
+    [Fact]
+    public async Task ConcurrentRequestsForADueViewShareOneRebuild()
+    {
+        var (server, clock, driver, changes, id) = await StartWithQueueAsync();
+        await using var _ = server;
         var built = await changes.ViewAsync(id, CancellationToken.None);
         Assert.Same(built, await changes.ViewAsync(id, CancellationToken.None)); // cached
 
@@ -126,16 +146,9 @@ public sealed class ChangeViewCacheTests
     [Fact]
     public async Task ConcurrentQuestionsAboutADueOverlayShareOneWalk()
     {
-        var driver = new GatedDriver(new InMemoryDriver(), path => path.Contains("/repositories", StringComparison.Ordinal) && path.StartsWith("/changes/", StringComparison.Ordinal));
-        var (server, clock) = await StartAsync(driver);
+        var (server, clock, driver, repositories, app) = await StartWithOverlayAsync();
         await using var _ = server;
-        using var client = server.CreateClient();
-        await client.PutChangeAsync("a", HttpStatusCode.Created);
-        await client.PushImageAsync("changes/a/team/app", "latest", seed: 1);
-        var overlay = (await server.Services.GetRequiredService<ChangeService>().ViewAsync(ChangeId.Parse("a"), CancellationToken.None)).Overlays[0];
-        var repositories = server.Services.GetRequiredService<OverlayRepositories>();
-        var app = Name("team/app").In(overlay);
-        Assert.True(await repositories.MayHoldAsync(app, CancellationToken.None));
+        var overlay = app.Overlay!;
 
         clock.Advance(TimeSpan.FromSeconds(2));
         driver.Reset();
@@ -152,14 +165,8 @@ public sealed class ChangeViewCacheTests
     [Fact]
     public async Task AViewPastHalfItsLifeIsServedAtOnceAndRebuiltInTheBackground()
     {
-        var driver = new GatedDriver(new InMemoryDriver(), path => path.StartsWith("/changes/", StringComparison.Ordinal) && path.EndsWith("/change", StringComparison.Ordinal));
-        var (server, clock) = await StartAsync(driver);
+        var (server, clock, driver, changes, id) = await StartWithQueueAsync();
         await using var _ = server;
-        using var client = server.CreateClient();
-        for (var i = 0; i < 10; i++) await client.PutChangeAsync($"c{i}", HttpStatusCode.Created);
-        await client.PutChangeAsync("last", HttpStatusCode.Created, ahead: [.. Enumerable.Range(0, 10).Select(i => $"c{i}")]);
-        var changes = server.Services.GetRequiredService<ChangeService>();
-        var id = ChangeId.Parse("last");
         var built = await changes.ViewAsync(id, CancellationToken.None);
 
         clock.Advance(TimeSpan.FromSeconds(1.5)); // past half the 2 s: still valid, due for a refresh
@@ -189,16 +196,8 @@ public sealed class ChangeViewCacheTests
     [Fact]
     public async Task AnOverlayPastHalfItsLifeIsAnsweredAtOnceAndWalkedInTheBackground()
     {
-        var driver = new GatedDriver(new InMemoryDriver(), path => path.Contains("/repositories", StringComparison.Ordinal) && path.StartsWith("/changes/", StringComparison.Ordinal));
-        var (server, clock) = await StartAsync(driver);
+        var (server, clock, driver, repositories, app) = await StartWithOverlayAsync();
         await using var _ = server;
-        using var client = server.CreateClient();
-        await client.PutChangeAsync("a", HttpStatusCode.Created);
-        await client.PushImageAsync("changes/a/team/app", "latest", seed: 1);
-        var overlay = (await server.Services.GetRequiredService<ChangeService>().ViewAsync(ChangeId.Parse("a"), CancellationToken.None)).Overlays[0];
-        var repositories = server.Services.GetRequiredService<OverlayRepositories>();
-        var app = Name("team/app").In(overlay);
-        Assert.True(await repositories.MayHoldAsync(app, CancellationToken.None));
 
         clock.Advance(TimeSpan.FromSeconds(1.5));
         driver.Reset();
