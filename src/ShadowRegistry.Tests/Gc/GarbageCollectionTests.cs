@@ -265,7 +265,10 @@ public sealed class GarbageCollectionTests
         await using var gc = await GcServer.StartOverAsync(storage, "--Registry:Gc:UntaggedAfter", "01:00:00");
         using var client = gc.Server.CreateClient();
         var layers = Enumerable.Range(0, 6).Select(i => Layer(100 + i)).ToList();
-        await client.PushImageOfAsync("app", "tmp", layers, "tmp");
+        var manifest = await client.PushImageOfAsync("app", "tmp", layers, "tmp");
+        var config = OciHttp.Sha256(Encoding.UTF8.GetBytes("{\"architecture\":\"amd64\",\"os\":\"linux\",\"seed\":\"tmp\"}"));
+        var all = layers.Select(OciHttp.Sha256).Append(config).Append(manifest).ToList();
+        foreach (var digest in all) Assert.True(await gc.StoresAsync(digest));
         using (var deleted = await client.DeleteAsync("/v2/app/manifests/tmp")) Assert.Equal(HttpStatusCode.Accepted, deleted.StatusCode);
         gc.Clock.Advance(TimeSpan.FromHours(3));
 
@@ -284,9 +287,9 @@ public sealed class GarbageCollectionTests
 
         storage.Armed = false;
         gc.Clock.Advance(TimeSpan.FromHours(3)); // past the grace period of the claims given up
-        var report = await gc.CollectAsync();
-        Assert.Equal(8, report.Removed["blobs"].Count); // six layers, the config, the manifest
-        foreach (var layer in layers) Assert.False(await gc.StoresAsync(OciHttp.Sha256(layer)));
+        await gc.CollectAsync();
+        // Six layers, the config and the manifest: the manifest's batch (no layer link to fail) may have finished in the failed run.
+        foreach (var digest in all) Assert.False(await gc.StoresAsync(digest));
     }
 
     [Theory]

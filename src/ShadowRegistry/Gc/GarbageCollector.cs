@@ -464,7 +464,8 @@ public sealed class GarbageCollector(
             report.Add("blobs", $"{digest}", info.Size);
             return (null, false);
         }
-        return await touches.TryClaimAsync(digest, stamp, cancellationToken) is { } claim ? (new Sweeping(digest, info, claim, lastUse), false) : (null, true);
+        // Not cancellable: a claim written but not yet returned (a cancelled read-back) would never be ended.
+        return await touches.TryClaimAsync(digest, stamp, CancellationToken.None) is { } claim ? (new Sweeping(digest, info, claim, lastUse), false) : (null, true);
     }
 
     /// <summary>Removes the manifest records, referrer entries, layer links and cache links that name a claimed blob.</summary>
