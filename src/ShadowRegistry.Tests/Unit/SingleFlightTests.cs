@@ -52,4 +52,25 @@ public sealed class SingleFlightTests
         await Assert.ThrowsAsync<InvalidOperationException>(() => flight.RunAsync(1, Work, CancellationToken.None));
         Assert.Equal(2, await flight.RunAsync(1, Work, CancellationToken.None));
     }
+
+    [Fact]
+    public async Task BackgroundWorkIsJoinedByWaitersAndItsFailureIsHandedOver()
+    {
+        var flight = new SingleFlight<string, string>();
+        var release = new TaskCompletionSource();
+        var failure = new TaskCompletionSource<Exception>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var runs = 0;
+        async Task<string> Work()
+        {
+            Interlocked.Increment(ref runs);
+            await release.Task;
+            throw new InvalidOperationException("store gone");
+        }
+        flight.RunInBackground("k", Work, e => failure.TrySetResult(e));
+        var waiter = flight.RunAsync("k", Work, CancellationToken.None); // joins the background work
+        release.SetResult();
+        Assert.Equal("store gone", (await failure.Task.WaitAsync(TimeSpan.FromSeconds(30))).Message);
+        await Assert.ThrowsAsync<InvalidOperationException>(() => waiter);
+        Assert.Equal(1, runs);
+    }
 }

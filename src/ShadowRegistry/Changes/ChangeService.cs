@@ -128,19 +128,13 @@ public sealed class ChangeService(
         var now = time.GetUtcNow();
         if (views.TryGetValue(id, out var cached) && cached.Writes == writes && now < cached.ValidUntil)
         {
-            if (now >= cached.RefreshAfter) RefreshInBackground(id, writes);
+            // A failure is not lost: the next request past the view's bound rebuilds in the foreground and gets it.
+            if (now >= cached.RefreshAfter)
+                rebuilds.RunInBackground((id, writes), () => BuildViewAsync(id, writes, refresh: true, CancellationToken.None),
+                    e => logger.LogDebug(e, "Background rebuild of change {ChangeId}'s view failed", id));
             return cached.View;
         }
         return rebuilds.RunAsync((id, writes), () => BuildViewAsync(id, writes, refresh: false, CancellationToken.None), cancellationToken);
-    }
-
-    private void RefreshInBackground(ChangeId id, long writes)
-    {
-        var refresh = rebuilds.RunAsync((id, writes), () => BuildViewAsync(id, writes, refresh: true, CancellationToken.None), CancellationToken.None);
-        if (refresh.IsCompleted) return;
-        // A failure is not lost: the next request past the view's bound rebuilds in the foreground and gets it.
-        refresh.ContinueWith(failed => logger.LogDebug(failed.Exception, "Background rebuild of change {ChangeId}'s view failed", id),
-            CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
 
     /// <param name="refresh">

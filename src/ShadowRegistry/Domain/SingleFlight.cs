@@ -23,6 +23,18 @@ public sealed class SingleFlight<TKey, TValue>(Action? joined = null) where TKey
         return flight.Value.WaitAsync(cancellationToken);
     }
 
+    /// <summary>
+    /// Starts (or joins) the work for the key without anyone waiting for it: a refresh ahead of need. A failure is
+    /// handed to <paramref name="failed"/> rather than left unobserved.
+    /// </summary>
+    public void RunInBackground(TKey key, Func<Task<TValue>> work, Action<Exception> failed)
+    {
+        var flight = RunAsync(key, work, CancellationToken.None);
+        if (flight.IsCompleted && !flight.IsFaulted) return;
+        flight.ContinueWith(done => failed(done.Exception!.GetBaseException()), CancellationToken.None,
+            TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
+
     private async Task<TValue> RunThenForgetAsync(TKey key, Func<Task<TValue>> work)
     {
         try

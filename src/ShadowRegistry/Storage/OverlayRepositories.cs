@@ -84,17 +84,10 @@ public sealed class OverlayRepositories(IStorageDriver driver, IOptions<Registry
         var age = time.GetUtcNow() - entry.ReadAt;
         var duration = options.Value.ChangeCacheDuration;
         if (age >= duration) return false;
-        if (age >= duration / 2) RewalkInBackground(overlay);
-        return true;
-    }
-
-    private void RewalkInBackground(Overlay overlay)
-    {
-        var walk = walks.RunAsync(overlay, () => RewalkAsync(overlay), CancellationToken.None);
-        if (walk.IsCompleted) return;
         // A failure is not lost: a read once the entry is due walks in the foreground and gets it.
-        walk.ContinueWith(failed => logger.LogDebug(failed.Exception, "Background walk of overlay {Overlay} failed", overlay),
-            CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        if (age >= duration / 2)
+            walks.RunInBackground(overlay, () => RewalkAsync(overlay), e => logger.LogDebug(e, "Background walk of overlay {Overlay} failed", overlay));
+        return true;
     }
 
     private async Task<Entry> RewalkAsync(Overlay overlay)
