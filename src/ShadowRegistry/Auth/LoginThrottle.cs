@@ -26,7 +26,9 @@ public enum LoginThrottleScope
 /// </summary>
 public sealed class LoginThrottle : IDisposable
 {
-    private readonly PartitionedRateLimiter<string>? failures;
+    // Made at the first failure: the limiter runs a timer (every 100 ms, for as long as it lives), which a registry
+    // nobody fails to log in to never needs, and whose first start costs a thread at start-up.
+    private readonly Lazy<PartitionedRateLimiter<string>>? failures;
     private readonly TimeSpan window;
     private readonly ILogger<LoginThrottle> logger;
     private volatile bool disposed;
@@ -39,19 +41,20 @@ public sealed class LoginThrottle : IDisposable
         if (limit <= 0) return;
         // No queue: an attempt over the limit is answered at once. Manual replenishment lets the partitioned limiter's
         // own timer renew every window (one timer in all, not one per user or address).
-        failures = PartitionedRateLimiter.Create<string, string>(key => RateLimitPartition.GetFixedWindowLimiter(key, _ => new FixedWindowRateLimiterOptions
+        failures = new(() => PartitionedRateLimiter.Create<string, string>(key => RateLimitPartition.GetFixedWindowLimiter(key, _ => new FixedWindowRateLimiterOptions
         {
             PermitLimit = limit,
             Window = window,
             QueueLimit = 0,
             AutoReplenishment = false,
-        }), StringComparer.Ordinal);
+        }), StringComparer.Ordinal));
     }
 
     /// <summary>Null when an attempt for <paramref name="user"/> from <paramref name="address"/> may be checked.</summary>
     public LoginThrottled? Check(string user, IPAddress? address)
     {
-        if (failures is null) return null;
+        // No failure yet, so nothing to count against.
+        if (failures is not { IsValueCreated: true }) return null;
         if (AddressKey(address) is { } addressKey && RetryAfter(addressKey) is { } addressWait) return new LoginThrottled(LoginThrottleScope.Address, addressWait);
         return RetryAfter(UserKey(user)) is { } userWait ? new LoginThrottled(LoginThrottleScope.User, userWait) : null;
     }
@@ -69,7 +72,7 @@ public sealed class LoginThrottle : IDisposable
     public void Dispose()
     {
         disposed = true;
-        failures?.Dispose();
+        if (failures is { IsValueCreated: true }) failures.Value.Dispose();
     }
 
     /// <summary>
@@ -102,20 +105,20 @@ public sealed class LoginThrottle : IDisposable
     private bool Consume(string key)
     {
         using var lease = Acquire(key, 1);
-        return lease.IsAcquired && failures!.GetStatistics(key)?.CurrentAvailablePermits == 0;
+        return lease.IsAcquired && failures!.Value.GetStatistics(key)?.CurrentAvailablePermits == 0;
     }
 
     private RateLimitLease Acquire(string key, int permits)
     {
         try
         {
-            return failures!.AttemptAcquire(key, permits);
+            return failures!.Value.AttemptAcquire(key, permits);
         }
         catch (ObjectDisposedException) when (!disposed)
         {
             // The partitioned limiter drops partitions idle for a while on its timer, and may dispose one between
             // looking it up and acquiring from it; the retry then gets a fresh partition.
-            return failures!.AttemptAcquire(key, permits);
+            return failures!.Value.AttemptAcquire(key, permits);
         }
     }
 }
