@@ -170,13 +170,23 @@ public sealed partial class Benchmark
                     var scenario = $"10 pull-through {label} image, {pass}";
                     var direct = await MeasureAsync(scenario, "direct from upstream", upstream, true, rec =>
                         rec.RunOneAsync(() => PullAsync(upstreamClient, cancellationToken), cancellationToken));
+                    var upstreamBefore = upstream.Sample();
                     var through = await MeasureAsync(scenario, name, proxy, true, rec =>
                         rec.RunOneAsync(() => PullAsync(proxyClient, cancellationToken), cancellationToken));
+                    var upstreamCpu = upstream.Sample().CpuSeconds - upstreamBefore.CpuSeconds;
                     if (direct.Seconds > 0 && through.Latencies.Length > 0 && direct.Latencies.Length > 0)
                     {
+                        // Client, proxy and upstream share the machine's cores: CPU summed against wall time × cores
+                        // says whether the pull was bound by CPU rather than by waiting.
+                        var cores = Environment.ProcessorCount;
+                        var sum = through.CpuSeconds + upstreamCpu + (through.ClientCpuSeconds ?? 0);
+                        var directSum = direct.CpuSeconds + (direct.ClientCpuSeconds ?? 0);
                         ExtraNotes.Add(string.Create(CultureInfo.InvariantCulture,
                             $"(10) {name}, {pass}: {through.Seconds:0.00} s vs {direct.Seconds:0.00} s pulling the upstream directly just before = " +
-                            $"{(through.Seconds / direct.Seconds - 1) * 100:+0;-0} % time; proxy CPU {through.CpuSeconds:0.00} s."));
+                            $"{(through.Seconds / direct.Seconds - 1) * 100:+0;-0} % time; proxy CPU {through.CpuSeconds:0.00} s, upstream " +
+                            $"{upstreamCpu:0.00} s, client {through.ClientCpuSeconds ?? 0:0.00} s: {sum:0.00} s of the {through.Seconds * cores:0.00} s " +
+                            $"that {cores} cores give in that time ({sum / (through.Seconds * cores) * 100:0} %); direct: upstream {direct.CpuSeconds:0.00} s + " +
+                            $"client {direct.ClientCpuSeconds ?? 0:0.00} s = {directSum:0.00} s of {direct.Seconds * cores:0.00} s ({directSum / (direct.Seconds * cores) * 100:0} %)."));
                     }
                 }
             }
