@@ -29,19 +29,20 @@ internal sealed class ReadAheadStream(Stream inner) : Stream
 
     public override async ValueTask<int> ReadAsync(Memory<byte> destination, CancellationToken cancellationToken = default)
     {
+        ObjectDisposedException.ThrowIf(disposed, this);
         if (start == end)
         {
             // YARP's zero-byte read (to take its buffer only once data is there) is answered at once: the buffer
             // here is held anyway, and passed on it cost a receive call of its own per piece.
             if (destination.IsEmpty) return 0;
-            ObjectDisposedException.ThrowIf(disposed, this);
             buffer ??= ArrayPool<byte>.Shared.Rent(BufferSize);
-            start = 0;
+            // Emptied first: a read that throws leaves nothing stale behind.
+            start = end = 0;
             end = await inner.ReadAsync(buffer.AsMemory(0, BufferSize), cancellationToken);
             if (end == 0) return 0;
         }
         var count = Math.Min(destination.Length, end - start);
-        buffer.AsSpan(start, count).CopyTo(destination.Span);
+        buffer!.AsSpan(start, count).CopyTo(destination.Span);
         start += count;
         return count;
     }
@@ -59,17 +60,27 @@ internal sealed class ReadAheadStream(Stream inner) : Stream
         {
             disposed = true;
             inner.Dispose();
-            if (buffer is not null) ArrayPool<byte>.Shared.Return(buffer);
-            buffer = null;
+            ReturnBuffer();
         }
         base.Dispose(disposing);
     }
 
     public override async ValueTask DisposeAsync()
     {
-        if (!disposed) await inner.DisposeAsync();
-        Dispose(true);
+        if (!disposed)
+        {
+            disposed = true;
+            await inner.DisposeAsync();
+            ReturnBuffer();
+        }
         GC.SuppressFinalize(this);
+    }
+
+    private void ReturnBuffer()
+    {
+        start = end = 0;
+        if (buffer is not null) ArrayPool<byte>.Shared.Return(buffer);
+        buffer = null;
     }
 
     public override void Flush() { }
