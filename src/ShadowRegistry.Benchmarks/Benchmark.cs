@@ -57,6 +57,11 @@ public sealed partial class Benchmark(BenchmarkOptions options, IReadOnlyList<Ta
         {
             await StartupRowAsync(target);
         }
+        if (options.PullThroughOnly)
+        {
+            await PullThroughAsync();
+            return;
+        }
 
         // Digests are computed once, before anything is timed; only the digests are kept.
         Progress("computing digests of the generated blobs");

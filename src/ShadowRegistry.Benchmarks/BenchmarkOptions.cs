@@ -72,6 +72,7 @@ public sealed class BenchmarkOptions
           --large-repeat <n>         (8)(9) operations per size and server                 1
           --large-chunk-mib <n>      (8) PATCH size of the chunked push                   64
           --pull-through-mib <n>     (10) layer size of the pulled-through image          256
+          --pull-through-only        (10) alone (implies --large): no other scenario after start-up
 
         Garbage collection (optional, ShadowRegistry only, instead of the table above; see docs/benchmark.md):
           --gc                       build a store, then time `ShadowRegistry gc` over it while pushing
@@ -124,6 +125,7 @@ public sealed class BenchmarkOptions
     public int LargeRepeat { get; private set; } = 1;
     public int LargeChunkMiB { get; private set; } = 64;
     public int PullThroughMiB { get; private set; } = 256;
+    public bool PullThroughOnly { get; private set; }
 
     public bool Gc { get; private set; }
     public int GcBlobs { get; private set; } = 100_000;
@@ -240,6 +242,7 @@ public sealed class BenchmarkOptions
                 case "--large-repeat": options.LargeRepeat = Count(max: 100); break;
                 case "--large-chunk-mib": options.LargeChunkMiB = Count(max: 4096); break;
                 case "--pull-through-mib": options.PullThroughMiB = Count(max: 16384); break;
+                case "--pull-through-only": options.PullThroughOnly = options.Large = true; break;
                 case "--ui-pages": options.UiPages = true; break;
                 case "--ui-repositories": options.UiRepositories = Count(max: 1_000_000); break;
                 case "--ui-changes": options.UiChanges = Count(max: 100_000); break;

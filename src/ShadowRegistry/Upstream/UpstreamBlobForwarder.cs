@@ -62,6 +62,14 @@ public sealed class UpstreamBlobForwarder(IHttpForwarder forwarder, IHttpMessage
                 return false;
             }
             var copyBody = await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken);
+            if (copyBody && proxyResponse is not null)
+            {
+                // The headers are copied (above); only the body is read another way, 1 MiB at a time. The replaced
+                // content is disposed with the request, and the new one disposes the upstream's stream with itself.
+                var original = proxyResponse.Content;
+                httpContext.Response.RegisterForDispose(original);
+                proxyResponse.Content = new StreamContent(new ReadAheadStream(await original.ReadAsStreamAsync(cancellationToken)));
+            }
             httpContext.Response.Headers.Remove("WWW-Authenticate");
             httpContext.Response.Headers.Remove("Set-Cookie");
             httpContext.Response.Headers["Docker-Content-Digest"] = digest.ToString();
