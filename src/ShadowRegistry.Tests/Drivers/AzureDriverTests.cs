@@ -34,16 +34,17 @@ public static class Azurite
 /// <summary>The contract on the Azure Blob driver against Azurite; "another process" is a second driver on the same container.</summary>
 public sealed class AzureDriverContractTests : StorageDriverContract
 {
-    private BlobContainerClient? container;
+    // One container however many threads ask first: with `??=`, drivers made at once each got a container of their own.
+    private readonly Lazy<BlobContainerClient> container = new(Azurite.NewContainer);
 
     // A small block size, so the contract's writes span several blocks and truncation cuts inside one.
-    protected override IStorageDriver CreateDriver() => new AzureBlobDriver(container ??= Azurite.NewContainer(), "registry/root", blockSize: 64 * 1024);
+    protected override IStorageDriver CreateDriver() => new AzureBlobDriver(container.Value, "registry/root", blockSize: 64 * 1024);
 
-    protected override IStorageDriver CreateDriverOnSameStore() => new AzureBlobDriver(container ??= Azurite.NewContainer(), "registry/root", blockSize: 64 * 1024);
+    protected override IStorageDriver CreateDriverOnSameStore() => new AzureBlobDriver(container.Value, "registry/root", blockSize: 64 * 1024);
 
     public override void Dispose()
     {
-        container?.DeleteIfExists();
+        if (container.IsValueCreated) container.Value.DeleteIfExists();
         base.Dispose();
     }
 }

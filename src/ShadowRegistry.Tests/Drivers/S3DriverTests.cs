@@ -56,13 +56,13 @@ public static class S3rver
 /// <summary>The contract on the S3 driver against s3rver; "another process" is a second driver (and client) on the same bucket.</summary>
 public sealed class S3DriverContractTests : StorageDriverContract
 {
-    private S3DriverOptions? bucket;
-
     // A small part size (the emulator does not hold parts to S3's 5 MiB minimum), so the contract's writes span
-    // several parts and truncation cuts into uploaded ones.
-    protected override IStorageDriver CreateDriver() => S3rver.Driver(bucket ??= S3rver.NewBucket(64 * 1024));
+    // several parts and truncation cuts into uploaded ones. One bucket however many threads ask first (see Azure's).
+    private readonly Lazy<S3DriverOptions> bucket = new(() => S3rver.NewBucket(64 * 1024));
 
-    protected override IStorageDriver CreateDriverOnSameStore() => S3rver.Driver(bucket ??= S3rver.NewBucket(64 * 1024));
+    protected override IStorageDriver CreateDriver() => S3rver.Driver(bucket.Value);
+
+    protected override IStorageDriver CreateDriverOnSameStore() => S3rver.Driver(bucket.Value);
 }
 
 /// <summary>What only the S3 driver offers: presigned download URLs, when configured.</summary>
