@@ -59,6 +59,7 @@ try
 
     if (options.Gc) return await new GcBenchmark(options, setup, cancellation.Token).RunAsync(tempRoot);
 
+    await ServerProcess.WarmUpReadinessPollAsync(cancellation.Token);
     var shadowFolder = Directory.CreateDirectory(Path.Combine(tempRoot, "shadow")).FullName;
     var shadow = await ServerProcess.StartAsync(Report.Shadow, shadowFolder, port => setup.ShadowStartInfo(port, Path.Combine(shadowFolder, "data")), cancellation.Token);
     Benchmark.Progress($"{Report.Shadow} pid {shadow.Pid} on {shadow.BaseAddress} (ready after {shadow.ReadyAfter.TotalMilliseconds:0} ms)");
