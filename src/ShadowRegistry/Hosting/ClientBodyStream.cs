@@ -1,3 +1,5 @@
+using ShadowRegistry.Domain;
+
 namespace ShadowRegistry.Hosting;
 
 /// <summary>
@@ -5,23 +7,9 @@ namespace ShadowRegistry.Hosting;
 /// reports malformed framing (a chunk size that overflows, say) as a plain IOException, which would otherwise look
 /// like a storage failure and become a 500. A read that fails is the client's doing: 400.
 /// </summary>
-public sealed class ClientBodyStream(Stream inner) : Stream
+public sealed class ClientBodyStream(Stream inner) : ReadOnlyStream
 {
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position
-    {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
-    }
-
     public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -34,9 +22,4 @@ public sealed class ClientBodyStream(Stream inner) : Stream
             throw new BadHttpRequestException($"the request body is malformed or was cut off: {e.Message}", StatusCodes.Status400BadRequest, e);
         }
     }
-
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

@@ -1,5 +1,6 @@
 using System.IO.Pipelines;
 using Microsoft.AspNetCore.Http.Features;
+using ShadowRegistry.Domain;
 
 namespace ShadowRegistry.Observability;
 
@@ -7,25 +8,13 @@ namespace ShadowRegistry.Observability;
 /// The request body as it is, counting the bytes read as they pass: nothing is buffered, so an unbounded blob upload
 /// streams exactly as before.
 /// </summary>
-internal sealed class CountingReadStream(Stream inner, Action<long> count) : Stream
+internal sealed class CountingReadStream(Stream inner, Action<long> count) : ReadOnlyStream
 {
     public override bool CanRead => inner.CanRead;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position
-    {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
-    }
 
     public override int Read(byte[] buffer, int offset, int length) => Counted(inner.Read(buffer, offset, length));
 
     public override int Read(Span<byte> buffer) => Counted(inner.Read(buffer));
-
-    public override async Task<int> ReadAsync(byte[] buffer, int offset, int length, CancellationToken cancellationToken) =>
-        Counted(await inner.ReadAsync(buffer.AsMemory(offset, length), cancellationToken));
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
         Counted(await inner.ReadAsync(buffer, cancellationToken));
@@ -35,11 +24,6 @@ internal sealed class CountingReadStream(Stream inner, Action<long> count) : Str
         if (read > 0) count(read);
         return read;
     }
-
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int length) => throw new NotSupportedException();
 }
 
 /// <summary>

@@ -276,14 +276,11 @@ public sealed class OciRegistryClient : IDisposable
     }
 
     /// <summary>The next <c>length</c> bytes of a stream, as a stream of their own; a source that ends early is a dropped connection.</summary>
-    private sealed class SliceStream(Stream inner, long length, Action<long>? read, Action broken) : Stream
+    private sealed class SliceStream(Stream inner, long length, Action<long>? read, Action broken) : ReadOnlyStream
     {
         private readonly long total = length;
         private long remaining = length;
 
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
         public override long Length => total;
         public override long Position { get => total - remaining; set => throw new NotSupportedException(); }
 
@@ -307,14 +304,6 @@ public sealed class OciRegistryClient : IDisposable
             read?.Invoke(n);
             return n;
         }
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     /// <summary>

@@ -1,4 +1,5 @@
 using System.Buffers;
+using ShadowRegistry.Domain;
 
 namespace ShadowRegistry.Upstream;
 
@@ -8,24 +9,13 @@ namespace ShadowRegistry.Upstream;
 /// traced); read ahead, in about 1 MiB per call (263). Nothing more than the one pooled buffer is held, whatever the
 /// blob's size; the caller's cancellation reaches every read of the upstream.
 /// </summary>
-internal sealed class ReadAheadStream(Stream inner) : Stream
+internal sealed class ReadAheadStream(Stream inner) : ReadOnlyStream
 {
     internal const int BufferSize = 1024 * 1024;
 
     private byte[]? buffer;
     private int start;
     private int end;
-
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position
-    {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
-    }
 
     public override async ValueTask<int> ReadAsync(Memory<byte> destination, CancellationToken cancellationToken = default)
     {
@@ -46,9 +36,6 @@ internal sealed class ReadAheadStream(Stream inner) : Stream
         start += count;
         return count;
     }
-
-    public override Task<int> ReadAsync(byte[] destination, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(destination.AsMemory(offset, count), cancellationToken).AsTask();
 
     public override int Read(byte[] destination, int offset, int count) => throw new NotSupportedException("synchronous reads");
 
@@ -82,9 +69,4 @@ internal sealed class ReadAheadStream(Stream inner) : Stream
         if (buffer is not null) ArrayPool<byte>.Shared.Return(buffer);
         buffer = null;
     }
-
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }
