@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using ShadowRegistry.Tests.Infrastructure;
 
 namespace ShadowRegistry.Tests.Unit;
 
@@ -11,17 +12,10 @@ public sealed partial class StorageSeamRuleTests
     [GeneratedRegex(@"\b(File|Directory|FileInfo|DirectoryInfo|FileStream|FileSystemEnumerable|DurableDirectory|AtomicFile|FileLock)\b\s*[.(<]|new\s+(FileStream|FileInfo|DirectoryInfo)\b")]
     private static partial Regex FileAccess();
 
-    private static string SourceRoot()
-    {
-        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-            if (File.Exists(Path.Combine(directory.FullName, "ShadowRegistry.sln"))) return Path.Combine(directory.FullName, "src", "ShadowRegistry");
-        throw new InvalidOperationException("ShadowRegistry.sln not found above the test binaries");
-    }
-
     [Fact]
     public void OnlyTheFilesystemDriverTouchesFiles()
     {
-        var source = SourceRoot();
+        var source = Path.Combine(TestPaths.RepositoryRoot(), "src", "ShadowRegistry");
         var drivers = Path.Combine(source, "Storage", "Drivers") + Path.DirectorySeparatorChar;
         var offenders = new[] { "Storage", "Upstream", "Api", "Manifests", "Repositories" }
             .SelectMany(folder => Directory.EnumerateFiles(Path.Combine(source, folder), "*.cs", SearchOption.AllDirectories))
