@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Semver;
@@ -39,8 +38,9 @@ public static class SyncCommand
                                    a tag must match both)
           --dest-prefix <prefix>   put before each destination repository name
           --strip-prefix <prefix>  take off the front of each source repository name
-          --src-creds <user:pass>  source credentials (else SHADOWREGISTRY_SRC_CREDS, else the Docker/Podman auth file)
-          --dest-creds <user:pass> destination credentials (else SHADOWREGISTRY_DEST_CREDS, else the auth file)
+          --src-creds <user:pass>  source credentials (else SHADOWREGISTRY_SRC_CREDS, else what docker/podman login
+                                   stored: auth files and the credential helpers they name)
+          --dest-creds <user:pass> destination credentials (else SHADOWREGISTRY_DEST_CREDS, else as for the source)
           --insecure               do not verify TLS certificates
           --rate <requests/s>      limit requests per second to each registry
           --attempts <n>           attempts per request (retries 429, 5xx and dropped connections; default 5)
@@ -98,9 +98,11 @@ public static class SyncCommand
             if (to.IsPrefix != from.IsPrefix && !to.IsPrefix) throw new ArgumentException("a prefix source needs a prefix destination (host/<prefix>/*)");
             if (from.Tag is not null && to.Tag is not null && from.Tag != to.Tag)
                 throw new ArgumentException("tags are synced under their own names: give the destination the source's tag, or none");
-            using var source = new OciRegistryClient(from.Registry, Credentials(sourceCredentials ?? environment("SHADOWREGISTRY_SRC_CREDS"), from, environment),
+            var sourceLogin = await CredentialsAsync(sourceCredentials ?? environment("SHADOWREGISTRY_SRC_CREDS"), from, environment, cancellationToken);
+            var destinationLogin = await CredentialsAsync(destinationCredentials ?? environment("SHADOWREGISTRY_DEST_CREDS"), to, environment, cancellationToken);
+            using var source = new OciRegistryClient(from.Registry, sourceLogin,
                 insecure: insecure, maxAttempts: attempts, requestsPerSecond: rate);
-            using var destination = new OciRegistryClient(to.Registry, Credentials(destinationCredentials ?? environment("SHADOWREGISTRY_DEST_CREDS"), to, environment),
+            using var destination = new OciRegistryClient(to.Registry, destinationLogin,
                 insecure: insecure, maxAttempts: attempts, requestsPerSecond: rate);
             var progress = new SyncProgress(TimeProvider.System);
             using var display = new SyncProgressDisplay(progress, output, errors, terminal && sync && !options.DryRun, TimeProvider.System);
@@ -125,8 +127,9 @@ public static class SyncCommand
         }
     }
 
-    /// <summary>"user:pass" given, else the entry for the registry's host in the Docker or Podman auth file, else none.</summary>
-    private static (string User, string Password)? Credentials(string? given, RegistryReference reference, Func<string, string?> environment)
+    /// <summary>"user:pass" given, else what the container tools stored for the registry (auth files, credential helpers), else none.</summary>
+    private static async Task<(string User, string Password)?> CredentialsAsync(string? given, RegistryReference reference,
+        Func<string, string?> environment, CancellationToken cancellationToken)
     {
         if (!string.IsNullOrEmpty(given))
         {
@@ -134,35 +137,6 @@ public static class SyncCommand
             if (colon <= 0) throw new ArgumentException("credentials must be user:password");
             return (given[..colon], given[(colon + 1)..]);
         }
-        var host = reference.Registry.IsDefaultPort ? reference.Registry.Host : $"{reference.Registry.Host}:{reference.Registry.Port}";
-        var home = environment("HOME") ?? "";
-        var files = new[]
-        {
-            environment("REGISTRY_AUTH_FILE"),
-            environment("XDG_RUNTIME_DIR") is { } runtime ? Path.Combine(runtime, "containers", "auth.json") : null,
-            Path.Combine(home, ".config", "containers", "auth.json"),
-            Path.Combine(environment("DOCKER_CONFIG") ?? Path.Combine(home, ".docker"), "config.json"),
-        };
-        foreach (var file in files.OfType<string>().Where(File.Exists))
-        {
-            try
-            {
-                using var document = JsonDocument.Parse(File.ReadAllBytes(file));
-                if (!document.RootElement.TryGetProperty("auths", out var auths)) continue;
-                foreach (var entry in auths.EnumerateObject())
-                {
-                    var key = entry.Name.Replace("https://", "").Replace("http://", "").TrimEnd('/');
-                    if (key != host || !entry.Value.TryGetProperty("auth", out var auth)) continue;
-                    var text = Encoding.UTF8.GetString(Convert.FromBase64String(auth.GetString() ?? ""));
-                    var colon = text.IndexOf(':');
-                    if (colon > 0) return (text[..colon], text[(colon + 1)..]);
-                }
-            }
-            catch (Exception e) when (e is JsonException or FormatException or IOException)
-            {
-                // An unreadable auth file is no credentials, as for the container tools themselves.
-            }
-        }
-        return null;
+        return await StoredCredentials.FindAsync(reference.Registry, reference.Repository, environment, cancellationToken);
     }
 }
