@@ -471,17 +471,45 @@ public sealed class AzureBlobDriver : IStorageDriver, IStartupCheck
             throw new PathNotFoundException(Name, sourcePath, e);
         }
         var destination = Blob(destinationPath);
-        var copy = await destination.StartCopyFromUriAsync(source.Uri, new BlobCopyFromUriOptions { Metadata = ModifiedNow() }, cancellationToken);
+        CopyFromUriOperation copy;
+        while (true)
+        {
+            try
+            {
+                copy = await destination.StartCopyFromUriAsync(source.Uri, new BlobCopyFromUriOptions { Metadata = ModifiedNow() }, cancellationToken);
+                break;
+            }
+            catch (RequestFailedException e) when (e.ErrorCode == BlobErrorCode.PendingCopyOperation)
+            {
+                // Azure refuses a copy onto a blob while another copy onto it is pending (another publish of the same
+                // digest, or another replica's): let that one end, whatever its outcome, then copy ours over it.
+                await CopyEndedAsync(destination, cancellationToken);
+            }
+        }
         // Within one account the service usually copies before it answers; otherwise poll the destination. Its copy
         // status may be another copy's by then (two publishes of one digest): either leaves the whole content.
-        var status = copy.HasCompleted ? CopyStatus.Success : CopyStatus.Pending;
-        while (status == CopyStatus.Pending)
-        {
-            await Task.Delay(TimeSpan.FromMilliseconds(100), time, cancellationToken);
-            status = (await destination.GetPropertiesAsync(cancellationToken: cancellationToken)).Value.BlobCopyStatus ?? CopyStatus.Success;
-        }
+        var status = copy.HasCompleted ? CopyStatus.Success : await CopyEndedAsync(destination, cancellationToken);
         if (status != CopyStatus.Success)
             throw new StorageUnavailableException(Name, destinationPath, $"copy from {sourcePath} ended {status}");
+    }
+
+    /// <summary>Polls a blob until the copy onto it is no longer pending; returns how the last copy ended.</summary>
+    private async Task<CopyStatus> CopyEndedAsync(BlobClient blob, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            CopyStatus status;
+            try
+            {
+                status = (await blob.GetPropertiesAsync(cancellationToken: cancellationToken)).Value.BlobCopyStatus ?? CopyStatus.Success;
+            }
+            catch (RequestFailedException e) when (e.Status == 404)
+            {
+                return CopyStatus.Aborted; // deleted meanwhile: no copy pending, and none that left content
+            }
+            if (status != CopyStatus.Pending) return status;
+            await Task.Delay(TimeSpan.FromMilliseconds(100), time, cancellationToken);
+        }
     }
 
     private static async Task ReleaseQuietlyAsync(BlobLeaseClient lease)
