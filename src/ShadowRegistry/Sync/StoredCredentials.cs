@@ -17,7 +17,7 @@ public static class StoredCredentials
     private static readonly TimeSpan HelperTimeout = TimeSpan.FromSeconds(30);
 
     /// <summary>The auth files in the order the tools read them; the first that holds credentials for the registry wins.</summary>
-    public static IEnumerable<string> AuthFiles(Func<string, string?> environment)
+    private static IEnumerable<string> AuthFiles(Func<string, string?> environment)
     {
         var home = environment("HOME") ?? "";
         return new[]
