@@ -332,6 +332,108 @@ public sealed class ShadowingTests : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// The kept copy is made durable (an fsync of the whole blob, then the publish) after the client has every byte,
+    /// not before its last piece: here the publish is held while the client reads the whole blob. The copy is still
+    /// kept, and serves the next pull.
+    /// </summary>
+    [Fact]
+    public async Task ACachingRelayDeliversTheWholeBlobBeforeTheKeptCopyIsPublished()
+    {
+        var driver = new HeldPublishDriver(new ShadowRegistry.Storage.Drivers.InMemoryDriver());
+        await using var caching = await RegistryServer.StartAsync(services => services.AddSingleton<ShadowRegistry.Storage.Drivers.IStorageDriver>(driver),
+            upstream.RegistryArgs("--Shadow:CacheBlobs", "true", "--Registry:Storage:Driver", "inmemory"));
+        using var cachingClient = caching.CreateClient();
+        var content = OciHttp.RandomBytes(1_000_000, 68);
+        upstream.ServeBlob("team/held", content);
+        var digest = OciHttp.Sha256(content);
+
+        try
+        {
+            using var get = await cachingClient.GetAsync($"v2/team/held/blobs/{digest}", HttpCompletionOption.ResponseHeadersRead);
+            await get.ExpectAsync(HttpStatusCode.OK);
+            await using var body = await get.Content.ReadAsStreamAsync();
+            var received = new byte[content.Length];
+            // Held publish: a relay that sent its last piece only after publishing could never deliver all of it.
+            await body.ReadExactlyAsync(received).AsTask().WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.Equal(content, received);
+            await driver.Publishing.WaitAsync(TimeSpan.FromSeconds(60)); // the publish comes, and waits
+            driver.Release();
+            Assert.Equal(0, await body.ReadAsync(new byte[1])); // and nothing more
+        }
+        finally
+        {
+            driver.Release();
+        }
+
+        using var again = await cachingClient.GetAsync($"v2/team/held/blobs/{digest}");
+        Assert.Equal(content, await again.Content.ReadAsByteArrayAsync());
+        Assert.Equal(1, upstream.CountRequests(r => r.Method == "GET" && r.Path.EndsWith(digest)));
+    }
+
+    /// <summary>
+    /// Keeping the copy fails (the store breaks at the publish) after the client had the whole blob: the client's
+    /// download still ends normally, the failure is only the cache's, and the next pull goes upstream again.
+    /// </summary>
+    [Fact]
+    public async Task AKeptCopyThatFailsAfterTheClientHadItWholeLeavesTheDownloadIntact()
+    {
+        var driver = new HeldPublishDriver(new ShadowRegistry.Storage.Drivers.InMemoryDriver(), fail: true);
+        await using var caching = await RegistryServer.StartAsync(services => services.AddSingleton<ShadowRegistry.Storage.Drivers.IStorageDriver>(driver),
+            upstream.RegistryArgs("--Shadow:CacheBlobs", "true", "--Registry:Storage:Driver", "inmemory"));
+        using var cachingClient = caching.CreateClient();
+        var content = OciHttp.RandomBytes(1_000_000, 69);
+        upstream.ServeBlob("team/unkept", content);
+        var digest = OciHttp.Sha256(content);
+        for (var pull = 1; pull <= 2; pull++)
+        {
+            using var get = await cachingClient.GetAsync($"v2/team/unkept/blobs/{digest}");
+            await get.ExpectAsync(HttpStatusCode.OK);
+            Assert.Equal(content, await get.Content.ReadAsByteArrayAsync());
+            Assert.Equal(pull, upstream.CountRequests(r => r.Method == "GET" && r.Path.EndsWith(digest)));
+        }
+    }
+
+    /// <summary>
+    /// Holds the publish of a written blob (its writer's CommitTo onto a blob path) until released, or with
+    /// <paramref name="fail"/> fails it as a broken store would.
+    /// </summary>
+    private sealed class HeldPublishDriver(ShadowRegistry.Storage.Drivers.IStorageDriver inner, bool fail = false) : DelegatingStorageDriver(inner)
+    {
+        private readonly bool failing = fail;
+        private readonly TaskCompletionSource publishing = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task Publishing => publishing.Task;
+
+        public void Release() => released.TrySetResult();
+
+        public override async Task<ShadowRegistry.Storage.Drivers.IStorageWriter> WriterAsync(string path, bool append, CancellationToken cancellationToken) =>
+            new HeldWriter(await Inner.WriterAsync(path, append, cancellationToken), this);
+
+        private sealed class HeldWriter(ShadowRegistry.Storage.Drivers.IStorageWriter inner, HeldPublishDriver driver) : ShadowRegistry.Storage.Drivers.IStorageWriter
+        {
+            public long Size => inner.Size;
+            public Task WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken) => inner.WriteAsync(data, cancellationToken);
+            public Task TruncateAsync(long size, CancellationToken cancellationToken) => inner.TruncateAsync(size, cancellationToken);
+            public Task CloseAsync(CancellationToken cancellationToken) => inner.CloseAsync(cancellationToken);
+            public Task CancelAsync(CancellationToken cancellationToken) => inner.CancelAsync(cancellationToken);
+            public Task CommitAsync(CancellationToken cancellationToken) => inner.CommitAsync(cancellationToken);
+            public ValueTask DisposeAsync() => inner.DisposeAsync();
+
+            public async Task CommitToAsync(string destinationPath, CancellationToken cancellationToken)
+            {
+                if (destinationPath.StartsWith("/blobs/", StringComparison.Ordinal))
+                {
+                    if (driver.failing) throw new ShadowRegistry.Storage.Drivers.StorageUnavailableException("test", destinationPath, "the store broke");
+                    driver.publishing.TrySetResult();
+                    await driver.released.Task;
+                }
+                await inner.CommitToAsync(destinationPath, cancellationToken);
+            }
+        }
+    }
+
     [Fact]
     public async Task CachingReusesBytesAlreadyHeldOnceUpstreamConfirmsThem()
     {
