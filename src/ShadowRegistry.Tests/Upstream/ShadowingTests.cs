@@ -341,12 +341,9 @@ public sealed class ShadowingTests : IAsyncLifetime
     public async Task ACachingRelayDeliversTheWholeBlobBeforeTheKeptCopyIsPublished()
     {
         var driver = new HeldPublishDriver(new ShadowRegistry.Storage.Drivers.InMemoryDriver());
-        await using var caching = await RegistryServer.StartAsync(services => services.AddSingleton<ShadowRegistry.Storage.Drivers.IStorageDriver>(driver),
-            upstream.RegistryArgs("--Shadow:CacheBlobs", "true", "--Registry:Storage:Driver", "inmemory"));
+        await using var caching = await StartCachingAsync(driver);
         using var cachingClient = caching.CreateClient();
-        var content = OciHttp.RandomBytes(1_000_000, 68);
-        upstream.ServeBlob("team/held", content);
-        var digest = OciHttp.Sha256(content);
+        var (content, digest) = ServeBlob("team/held", seed: 68);
 
         try
         {
@@ -378,13 +375,9 @@ public sealed class ShadowingTests : IAsyncLifetime
     [Fact]
     public async Task AKeptCopyThatFailsAfterTheClientHadItWholeLeavesTheDownloadIntact()
     {
-        var driver = new HeldPublishDriver(new ShadowRegistry.Storage.Drivers.InMemoryDriver(), fail: true);
-        await using var caching = await RegistryServer.StartAsync(services => services.AddSingleton<ShadowRegistry.Storage.Drivers.IStorageDriver>(driver),
-            upstream.RegistryArgs("--Shadow:CacheBlobs", "true", "--Registry:Storage:Driver", "inmemory"));
+        await using var caching = await StartCachingAsync(new HeldPublishDriver(new ShadowRegistry.Storage.Drivers.InMemoryDriver(), fail: true));
         using var cachingClient = caching.CreateClient();
-        var content = OciHttp.RandomBytes(1_000_000, 69);
-        upstream.ServeBlob("team/unkept", content);
-        var digest = OciHttp.Sha256(content);
+        var (content, digest) = ServeBlob("team/unkept", seed: 69);
         for (var pull = 1; pull <= 2; pull++)
         {
             using var get = await cachingClient.GetAsync($"v2/team/unkept/blobs/{digest}");
@@ -392,6 +385,19 @@ public sealed class ShadowingTests : IAsyncLifetime
             Assert.Equal(content, await get.Content.ReadAsByteArrayAsync());
             Assert.Equal(pull, upstream.CountRequests(r => r.Method == "GET" && r.Path.EndsWith(digest)));
         }
+    }
+
+    /// <summary>A registry caching pulled-through blobs, over the given driver.</summary>
+    private Task<RegistryServer> StartCachingAsync(ShadowRegistry.Storage.Drivers.IStorageDriver driver) =>
+        RegistryServer.StartAsync(services => services.AddSingleton(driver),
+            upstream.RegistryArgs("--Shadow:CacheBlobs", "true", "--Registry:Storage:Driver", "inmemory"));
+
+    /// <summary>A 1 MB blob the upstream serves for the repository.</summary>
+    private (byte[] Content, string Digest) ServeBlob(string repository, int seed)
+    {
+        var content = OciHttp.RandomBytes(1_000_000, seed);
+        upstream.ServeBlob(repository, content);
+        return (content, OciHttp.Sha256(content));
     }
 
     /// <summary>
