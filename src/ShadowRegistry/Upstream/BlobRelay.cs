@@ -13,7 +13,4 @@ public sealed class BlobRelay(HttpResponse response, string digest, Cancellation
     }
 
     public Task WriteAsync(ReadOnlyMemory<byte> bytes) => response.Body.WriteAsync(bytes, cancellationToken).AsTask();
-
-    /// <summary>The client has the whole blob, verified; what fails after that is only the kept copy.</summary>
-    public bool Delivered { get; set; }
 }

@@ -32,23 +32,15 @@ public sealed class UpstreamBlobFetcher(UpstreamClient upstream, BlobStore blobs
     /// <summary>
     /// Streams the blob to the client while keeping a verified copy. Returns false, having sent nothing, when another
     /// request is already doing so for this digest (the caller then streams it without keeping it). Returns true
-    /// once the client has the whole blob and the copy is kept (or keeping it failed, which is logged); if it fails
-    /// after the response started and before the client had it all, the connection is aborted so the client sees a
-    /// broken download, and the exception is not rethrown.
+    /// once the blob is kept; if it fails after the response started, the connection is aborted so the client sees
+    /// a broken download, and the exception is not rethrown.
     /// </summary>
     public async Task<bool> TryRelayAsync(UpstreamRepository repository, Digest digest, HttpContext context)
     {
         if (!relaying.TryAdd(digest, 0)) return false;
-        var relay = new BlobRelay(context.Response, digest.ToString(), context.RequestAborted);
         try
         {
-            await DownloadAsync(repository, digest, relay, context.RequestAborted);
-            return true;
-        }
-        catch (Exception e) when (relay.Delivered)
-        {
-            // The client's download is whole and verified: aborting now could only spoil it.
-            logger.LogWarning("Keeping {Digest} from {Upstream} failed after the client had it whole: {Reason}", digest, repository, e.Message);
+            await DownloadAsync(repository, digest, new BlobRelay(context.Response, digest.ToString(), context.RequestAborted), context.RequestAborted);
             return true;
         }
         catch (Exception e) when (context.Response.HasStarted)

@@ -87,7 +87,7 @@ public sealed class UpstreamClient(IHttpClientFactory clients, IOptions<Registry
     /// Downloads a blob into <paramref name="destination"/>, verifying size and digest, and commits it (publishing it
     /// locally). Throws when the upstream lacks it or sends anything else. With a <paramref name="relay"/>, the bytes
     /// also go to a client as they arrive, except the last piece, which is sent only once the whole blob has
-    /// verified (a client can never receive a complete wrong blob), and before the commit.
+    /// verified and is committed: a client can never receive a complete wrong blob.
     /// </summary>
     public async Task<long> DownloadBlobAsync(UpstreamRepository repository, Digest digest, BlobWriter destination, BlobRelay? relay,
         CancellationToken cancellationToken)
@@ -120,15 +120,8 @@ public sealed class UpstreamClient(IHttpClientFactory clients, IOptions<Registry
                 throw new UpstreamBadContentException(repository.Registry.Name, $"blob {digest} is {written} bytes, announced {length}");
             var actual = destination.Digest;
             if (actual != digest) throw new UpstreamBadContentException(repository.Registry.Name, $"blob {digest} has digest {actual}");
-            if (relay is not null)
-            {
-                // Verified: the client gets its last piece now rather than after the kept copy is durable (an fsync of
-                // the whole blob), and the copy is kept even if the client, having it all, goes away meanwhile.
-                if (heldCount > 0) await relay.WriteAsync(held.AsMemory(0, heldCount));
-                relay.Delivered = true;
-                cancellationToken = CancellationToken.None;
-            }
             await destination.CommitAsync(digest, written, cancellationToken);
+            if (relay is not null && heldCount > 0) await relay.WriteAsync(held.AsMemory(0, heldCount));
         }
         finally
         {
